@@ -1,0 +1,107 @@
+"""cffi build script: compiles csrc/ into ``http_async_client._native``.
+
+Out-of-line API mode.  The cdef is the block of ``csrc/hac.h`` between the
+CDEF markers, with every ``#define NAME value`` turned into
+``#define NAME ...`` so that constant values come from the compiler, never
+from a hand-kept copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+CSRC = HERE / "csrc"
+DEBIAN_HINT = (
+    "http_async_client: libcurl and libev development files not found; "
+    "install them with: apt-get install libcurl4-openssl-dev libev-dev pkg-config"
+)
+
+
+def read_version() -> str:
+    text = (HERE / "pkg" / "http_async_client" / "_version.py").read_text()
+    match = re.search(r'__version__\s*=\s*"([^"]+)"', text)
+    if not match:
+        raise SystemExit("http_async_client: cannot read the package version")
+    return match.group(1)
+
+
+def read_cdef() -> str:
+    header = (CSRC / "hac.h").read_text()
+    match = re.search(r"/\* CDEF BEGIN \*/(.*)/\* CDEF END \*/", header, re.S)
+    if not match:
+        raise SystemExit("http_async_client: csrc/hac.h has no CDEF block")
+    block = re.sub(r"/\*.*?\*/", "", match.group(1), flags=re.S)
+    return re.sub(r"^#define (\w+) .*$", r"#define \1 ...", block, flags=re.M)
+
+
+def pkg_config(*args: str) -> list[str]:
+    if not shutil.which("pkg-config"):
+        return []
+    try:
+        out = subprocess.run(
+            ["pkg-config", *args], check=True, capture_output=True, text=True
+        ).stdout
+    except subprocess.CalledProcessError:
+        return []
+    return shlex.split(out)
+
+
+def find_header(name: str, dirs: list[str]) -> bool:
+    candidates = dirs + ["/usr/include", "/usr/local/include"]
+    multiarch = subprocess.run(
+        ["gcc", "-print-multiarch"], capture_output=True, text=True
+    ).stdout.strip() if shutil.which("gcc") else ""
+    if multiarch:
+        candidates.append(f"/usr/include/{multiarch}")
+    return any((Path(d) / name).is_file() for d in candidates)
+
+
+def build_flags() -> tuple[list[str], list[str], list[str]]:
+    """(include_dirs, library_dirs, extra link args) for libcurl and libev."""
+    cflags = pkg_config("--cflags", "libcurl")
+    libs = pkg_config("--libs-only-L", "libcurl")
+    include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
+    library_dirs = [f[2:] for f in libs if f.startswith("-L")]
+    if not find_header("curl/curl.h", include_dirs) or not find_header(
+        "ev.h", include_dirs
+    ):
+        print(DEBIAN_HINT, file=sys.stderr)
+        raise SystemExit(DEBIAN_HINT)
+    return include_dirs, library_dirs, []
+
+
+def sanitizer_flags() -> list[str]:
+    # HAC_SANITIZE=address,undefined or HAC_SANITIZE=thread: test builds only
+    value = os.environ.get("HAC_SANITIZE", "").strip()
+    if not value:
+        return []
+    return [f"-fsanitize={value}", "-fno-omit-frame-pointer", "-g"]
+
+
+include_dirs, library_dirs, _ = build_flags()
+san = sanitizer_flags()
+ffibuilder = FFI()
+ffibuilder.cdef(read_cdef())
+ffibuilder.set_source(
+    "http_async_client._native",
+    '#include "hac.h"',
+    sources=sorted(str(p.relative_to(HERE)) for p in CSRC.glob("*.c")),
+    include_dirs=[str(CSRC), *include_dirs],
+    library_dirs=library_dirs,
+    libraries=["curl", "ev", "pthread"],
+    define_macros=[("HAC_VERSION_STR", f'"{read_version()}"')],
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *san],
+    extra_link_args=san,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

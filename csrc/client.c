@@ -1,0 +1,259 @@
+/*
+ * client.c - client lifecycle, submission, cancellation, statistics.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HAC_MAX_WORKERS 256
+
+const char *hac_version(void)
+{
+  return HAC_VERSION_STR;
+}
+
+const char *hac_curl_version(void)
+{
+  return curl_version();
+}
+
+static int dup_str(const char **dst, const char *src)
+{
+  *dst = NULL;
+  if(!src)
+    return 0;
+  *dst = hac_strdup(src);
+  return *dst ? 0 : -1;
+}
+
+static void free_cfg_strings(hac_config *cfg)
+{
+  hac_mfree((void *)cfg->tls_client_cert);
+  hac_mfree((void *)cfg->tls_client_key);
+  hac_mfree((void *)cfg->tls_ca_path);
+  cfg->tls_client_cert = cfg->tls_client_key = cfg->tls_ca_path = NULL;
+}
+
+hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
+                           char *errbuf, size_t errlen)
+{
+  hac_client *c;
+  int rc;
+  int i;
+
+  if(cfg->workers < 1 || cfg->workers > HAC_MAX_WORKERS) {
+    snprintf(errbuf, errlen, "workers must be 1..%d", HAC_MAX_WORKERS);
+    return NULL;
+  }
+  if(cfg->hash_size < 1 || (cfg->hash_size & (cfg->hash_size - 1))) {
+    snprintf(errbuf, errlen, "hash_size must be a power of two");
+    return NULL;
+  }
+  if(cfg->connection_timeout < 1) {
+    snprintf(errbuf, errlen, "connection_timeout must be > 0");
+    return NULL;
+  }
+  rc = hac_global_init(cfg->memory_manager, mm_effective);
+  if(rc) {
+    snprintf(errbuf, errlen, "curl_global_init failed: %s",
+             curl_easy_strerror((CURLcode)rc));
+    return NULL;
+  }
+  c = hac_calloc(1, sizeof(*c));
+  if(!c) {
+    snprintf(errbuf, errlen, "out of memory");
+    return NULL;
+  }
+  c->efd = -1;
+  c->pid = getpid();
+  c->cfg = *cfg;
+  c->cfg.memory_manager = *mm_effective;
+  c->cfg.tls_client_cert = c->cfg.tls_client_key = c->cfg.tls_ca_path = NULL;
+  pthread_mutex_init(&c->close_lock, NULL);
+  pthread_mutex_init(&c->done_lock, NULL);
+  pthread_mutex_init(&c->log_lock, NULL);
+  if(dup_str(&c->cfg.tls_client_cert, cfg->tls_client_cert) ||
+     dup_str(&c->cfg.tls_client_key, cfg->tls_client_key) ||
+     dup_str(&c->cfg.tls_ca_path, cfg->tls_ca_path)) {
+    snprintf(errbuf, errlen, "out of memory");
+    goto fail;
+  }
+  if(hac_done_init(c)) {
+    snprintf(errbuf, errlen, "eventfd failed");
+    goto fail;
+  }
+  c->workers = hac_calloc((size_t)cfg->workers, sizeof(*c->workers));
+  if(!c->workers) {
+    snprintf(errbuf, errlen, "out of memory");
+    goto fail;
+  }
+  c->nworkers = cfg->workers;
+  for(i = 0; i < c->nworkers; i++) {
+    c->workers[i].c = c;
+    c->workers[i].index = i;
+    if(hac_worker_start(&c->workers[i])) {
+      snprintf(errbuf, errlen, "cannot start worker %d", i);
+      goto fail;
+    }
+  }
+  return c;
+fail:
+  hac_destroy(c);
+  return NULL;
+}
+
+static void free_chain(struct hac_req *r)
+{
+  while(r) {
+    struct hac_req *next = r->next;
+    hac_req_free(r);
+    r = next;
+  }
+}
+
+long hac_submit(hac_client *c, const char *blob, size_t len)
+{
+  struct hac_req *head[HAC_MAX_WORKERS];
+  struct hac_req *tail[HAC_MAX_WORKERS];
+  size_t count[HAC_MAX_WORKERS];
+  size_t off = 0;
+  long accepted = 0;
+  bool refused = false;
+  int n = c->nworkers;
+  int i;
+
+  if(atomic_load(&c->closed))
+    return HAC_E_CLOSED;
+  memset(head, 0, sizeof(head[0]) * (size_t)n);
+  memset(count, 0, sizeof(count[0]) * (size_t)n);
+  while(off < len) {
+    size_t used;
+    struct hac_req *r = hac_req_parse(blob + off, len - off, &used);
+    if(!r) {
+      for(i = 0; i < n; i++)
+        free_chain(head[i]);
+      return used ? HAC_E_NOMEM : HAC_E_FORMAT;
+    }
+    off += used;
+    i = (int)(r->res.id % (uint64_t)n);
+    r->next = NULL;
+    if(head[i])
+      tail[i]->next = r;
+    else
+      head[i] = r;
+    tail[i] = r;
+    count[i]++;
+  }
+  for(i = 0; i < n; i++) {
+    struct hac_worker *w = &c->workers[i];
+    if(!head[i])
+      continue;
+    pthread_mutex_lock(&w->lock);
+    if(w->stop) {
+      pthread_mutex_unlock(&w->lock);
+      free_chain(head[i]);
+      refused = true;
+      continue;
+    }
+    atomic_fetch_add_explicit(&w->n_inflight, count[i],
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->n_queued, count[i], memory_order_relaxed);
+    if(w->sub_tail)
+      w->sub_tail->next = head[i];
+    else
+      w->sub_head = head[i];
+    w->sub_tail = tail[i];
+    pthread_mutex_unlock(&w->lock);
+    ev_async_send(w->loop, &w->wake);
+    accepted += (long)count[i];
+  }
+  return refused ? HAC_E_CLOSED : accepted;
+}
+
+int hac_cancel(hac_client *c, uint64_t id)
+{
+  struct hac_worker *w = &c->workers[id % (uint64_t)c->nworkers];
+  struct hac_cancel *k;
+  if(atomic_load(&c->closed))
+    return HAC_E_CLOSED;
+  k = hac_malloc(sizeof(*k));
+  if(!k)
+    return HAC_E_NOMEM;
+  k->id = id;
+  pthread_mutex_lock(&w->lock);
+  if(w->stop) {
+    pthread_mutex_unlock(&w->lock);
+    hac_mfree(k);
+    return HAC_E_CLOSED;
+  }
+  k->next = w->cancels;
+  w->cancels = k;
+  pthread_mutex_unlock(&w->lock);
+  ev_async_send(w->loop, &w->wake);
+  return 0;
+}
+
+void hac_stats_get(hac_client *c, hac_stats *out)
+{
+  int i;
+  memset(out, 0, sizeof(*out));
+  for(i = 0; i < c->nworkers; i++) {
+    struct hac_worker *w = &c->workers[i];
+    out->requests += atomic_load_explicit(&w->n_requests,
+                                          memory_order_relaxed);
+    out->replies += atomic_load_explicit(&w->n_replies, memory_order_relaxed);
+    out->errors += atomic_load_explicit(&w->n_errors, memory_order_relaxed);
+    out->timeouts += atomic_load_explicit(&w->n_timeouts,
+                                          memory_order_relaxed);
+    out->cancelled += atomic_load_explicit(&w->n_cancelled,
+                                           memory_order_relaxed);
+    out->inflight += atomic_load_explicit(&w->n_inflight,
+                                          memory_order_relaxed);
+    out->queued += atomic_load_explicit(&w->n_queued, memory_order_relaxed);
+  }
+  out->completed_pending = atomic_load_explicit(&c->n_done,
+                                                memory_order_relaxed);
+  out->log_dropped = atomic_load_explicit(&c->log_dropped,
+                                          memory_order_relaxed);
+  hac_mem_counters(&out->mem_in_use, &out->mem_peak);
+}
+
+void hac_close(hac_client *c)
+{
+  int i;
+  pthread_mutex_lock(&c->close_lock);
+  if(!atomic_exchange(&c->closed, true) && getpid() == c->pid) {
+    for(i = 0; i < c->nworkers; i++)
+      hac_worker_stop(&c->workers[i]);
+  }
+  pthread_mutex_unlock(&c->close_lock);
+}
+
+void hac_destroy(hac_client *c)
+{
+  struct hac_req *r;
+  int i;
+  if(!c)
+    return;
+  /* in a forked child the threads are gone and the locks may be held:
+     leaking is the only safe choice */
+  if(getpid() != c->pid)
+    return;
+  hac_close(c);
+  for(i = 0; i < c->nworkers; i++)
+    hac_worker_fini(&c->workers[i]);
+  hac_mfree(c->workers);
+  while((r = c->done_head)) {
+    c->done_head = r->next;
+    hac_req_free(r);
+  }
+  hac_done_fini(c);
+  hac_buf_free(&c->log);
+  free_cfg_strings(&c->cfg);
+  pthread_mutex_destroy(&c->close_lock);
+  pthread_mutex_destroy(&c->done_lock);
+  pthread_mutex_destroy(&c->log_lock);
+  hac_mfree(c);
+}

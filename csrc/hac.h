@@ -1,0 +1,167 @@
+/*
+ * hac.h - the only header the Python layer sees.
+ *
+ * build_ffi.py reads the text between the CDEF markers and hands it to
+ * cffi as the cdef; every "#define NAME value" there becomes
+ * "#define NAME ..." so that the values come from the compiler.
+ *
+ * Threading contract: every function may be called from any thread, except
+ * hac_destroy() which must be the last call on a client.  None of them calls
+ * back into the caller; the worker threads never run caller code.
+ */
+#ifndef HAC_H
+#define HAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CDEF BEGIN */
+
+/* request methods (hac_reqhdr.method) */
+#define HAC_M_GET 0
+#define HAC_M_POST 1
+#define HAC_M_PUT 2
+#define HAC_M_DELETE 3
+#define HAC_M_PATCH 4
+#define HAC_M_HEAD 5
+#define HAC_M_OPTIONS 6
+
+/* request flags (hac_reqhdr.flags) */
+#define HAC_F_BODY 1
+
+/* result flags (hac_result.flags) */
+#define HAC_R_OK 1
+#define HAC_R_TIMEOUT 2
+#define HAC_R_CANCELLED 4
+
+/* memory managers (hac_config.memory_manager) */
+#define HAC_MM_SHM 0
+#define HAC_MM_SYS 1
+
+/* keys of the per-request option list: "<key><value>\0" repeated */
+#define HAC_O_VERIFY_HOST 104
+#define HAC_O_VERIFY_PEER 112
+#define HAC_O_TLS_VERSION 118
+#define HAC_O_CLIENT_CERT 99
+#define HAC_O_CLIENT_KEY 107
+#define HAC_O_CA_PATH 97
+
+/* indexes of hac_result.times, microseconds */
+#define HAC_T_TOTAL 0
+#define HAC_T_LOOKUP 1
+#define HAC_T_CONNECT 2
+#define HAC_T_APPCONNECT 3
+#define HAC_T_PRETRANSFER 4
+#define HAC_T_STARTTRANSFER 5
+#define HAC_T_REDIRECT 6
+#define HAC_T_COUNT 7
+
+/* negative returns of hac_submit() */
+#define HAC_E_CLOSED -1
+#define HAC_E_NOMEM -2
+#define HAC_E_FORMAT -3
+
+typedef struct hac_client hac_client;
+
+typedef struct hac_config {
+  int workers;
+  int hash_size;               /* already a power of two */
+  long connection_timeout;     /* ms, > 0 */
+  long tls_version;
+  long tls_verify_host;
+  long tls_verify_peer;
+  int curl_verbose;
+  int memory_manager;
+  const char *tls_client_cert; /* NULL: none */
+  const char *tls_client_key;
+  const char *tls_ca_path;
+} hac_config;
+
+/*
+ * The wire form of one request: this header, then url_len bytes of URL,
+ * body_len bytes of body, hdr_len bytes of header lines (each ended by a
+ * NUL), opt_len bytes of options (each "<key><value>" ended by a NUL).
+ * A batch is several of them back to back.
+ */
+typedef struct hac_reqhdr {
+  uint64_t id;
+  int64_t timeout_ms;          /* <= 0: the client's connection_timeout */
+  uint32_t method;
+  uint32_t flags;
+  uint32_t url_len;
+  uint32_t body_len;
+  uint32_t hdr_len;
+  uint32_t opt_len;
+} hac_reqhdr;
+
+/* One finished request.  Valid until hac_release(). */
+typedef struct hac_result {
+  uint64_t id;
+  const char *raw;             /* last response's header block + body */
+  size_t raw_len;
+  size_t body_off;             /* body = raw + body_off */
+  size_t reason_off;
+  size_t reason_len;
+  const char *err;             /* NUL-terminated, NULL on success */
+  int64_t times[7];            /* HAC_T_*, µs, zero unless HAC_R_OK */
+  int32_t status;
+  int32_t curl_code;
+  uint32_t flags;              /* HAC_R_* */
+  int32_t http_version;        /* CURL_HTTP_VERSION_* of the response */
+} hac_result;
+
+typedef struct hac_stats {
+  uint64_t requests;           /* handed to libcurl */
+  uint64_t replies;            /* transfers completed (any status) */
+  uint64_t errors;             /* failed transfers, timeouts excluded */
+  uint64_t timeouts;           /* deadline misses */
+  uint64_t cancelled;          /* cancelled or dropped by close() */
+  uint64_t inflight;           /* submitted, not yet finished */
+  uint64_t queued;             /* submitted, not yet seen by a worker */
+  uint64_t completed_pending;  /* finished, not yet drained */
+  uint64_t mem_in_use;         /* accounted allocator, process-wide */
+  uint64_t mem_peak;
+  uint64_t log_dropped;        /* curl_verbose bytes dropped (buffer full) */
+} hac_stats;
+
+const char *hac_version(void);
+const char *hac_curl_version(void);
+
+/* errbuf receives a message when NULL is returned. *mm_effective is the
+   process-wide memory manager actually in force. */
+hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
+                           char *errbuf, size_t errlen);
+
+/* Queue a batch; returns how many requests were queued or HAC_E_*. */
+long hac_submit(hac_client *c, const char *blob, size_t len);
+
+/* Ask the owning worker to cancel; a reply with HAC_R_CANCELLED follows
+   unless the request has already finished.  0, or HAC_E_CLOSED. */
+int hac_cancel(hac_client *c, uint64_t id);
+
+/* The fd that turns readable when completions are waiting. */
+int hac_fd(hac_client *c);
+
+/* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not. */
+int hac_wait(hac_client *c, int timeout_ms);
+
+/* Take up to max finished requests; hand them back with hac_release(). */
+size_t hac_drain(hac_client *c, hac_result **out, size_t max);
+void hac_release(hac_client *c, hac_result **res, size_t n);
+
+/* curl_verbose text gathered so far (NULL if none); free with hac_free(). */
+char *hac_log_take(hac_client *c, size_t *len);
+void hac_free(void *p);
+
+void hac_stats_get(hac_client *c, hac_stats *out);
+
+/* Stop accepting, cancel everything in flight, join the workers.  Every
+   request gets its reply before this returns.  Idempotent. */
+void hac_close(hac_client *c);
+
+/* Close if needed and free the client. */
+void hac_destroy(hac_client *c);
+
+/* CDEF END */
+
+#endif /* HAC_H */

@@ -1,0 +1,178 @@
+/*
+ * internal.h - private structures of the C core.
+ */
+#ifndef HAC_INTERNAL_H
+#define HAC_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+#include <ev.h>
+
+#include "hac.h"
+
+/* set by build_ffi.py from the package version, checked at import */
+#ifndef HAC_VERSION_STR
+#define HAC_VERSION_STR "unknown"
+#endif
+
+/* ---- alloc.c: the allocator libcurl and the core share ---- */
+int hac_global_init(int want_mm, int *effective);
+void *hac_malloc(size_t n);
+void *hac_calloc(size_t nmemb, size_t n);
+void *hac_realloc(void *p, size_t n);
+char *hac_strdup(const char *s);
+void hac_mfree(void *p);
+void hac_mem_counters(uint64_t *in_use, uint64_t *peak);
+
+/* ---- buf.c: growable byte buffer ---- */
+struct hac_buf {
+  char *p;
+  size_t len;
+  size_t cap;
+};
+int hac_buf_add(struct hac_buf *b, const void *data, size_t n);
+void hac_buf_free(struct hac_buf *b);
+
+/* ---- one request, from submission to release ---- */
+struct hac_worker;
+
+struct hac_req {
+  hac_result res;              /* first: Python holds &req->res */
+  struct hac_req *next;        /* submit / finished / completion lists */
+  struct hac_req *hnext;       /* request table chain */
+  struct hac_req *hprev;
+  struct hac_worker *w;
+  CURL *easy;
+  struct curl_slist *hdrs;
+  struct hac_buf buf;          /* header block + body as received */
+  int64_t timeout_ms;
+  uint32_t method;
+  uint32_t flags;
+  const char *url;
+  const char *body;
+  size_t body_len;
+  const char *hdr;             /* NUL-ended lines */
+  size_t hdr_len;
+  const char *opt;             /* "<key><value>\0" entries */
+  size_t opt_len;
+  bool in_body;
+  bool in_multi;               /* added to the multi and the table */
+  char errbuf[CURL_ERROR_SIZE];
+  char errtext[CURL_ERROR_SIZE + 64];
+  char data[];                 /* url NUL body hdr opt */
+};
+
+/* ---- one libcurl socket watched by libev ---- */
+struct hac_sock {
+  ev_io io;
+  struct hac_worker *w;
+  struct hac_sock *next;
+  struct hac_sock *prev;
+};
+
+struct hac_cancel {
+  uint64_t id;
+  struct hac_cancel *next;
+};
+
+struct hac_worker {
+  struct hac_client *c;
+  int index;
+  pthread_t thread;
+  bool started;
+  bool lock_ready;
+
+  struct ev_loop *loop;
+  ev_async wake;
+  ev_timer timer;
+  ev_prepare flusher;
+  CURLM *multi;
+
+  /* shared with submitters, under lock */
+  pthread_mutex_t lock;
+  struct hac_req *sub_head;
+  struct hac_req *sub_tail;
+  struct hac_cancel *cancels;
+  bool stop;
+
+  /* worker-only state */
+  struct hac_req **table;
+  size_t mask;
+  CURL **pool;
+  size_t npool;
+  size_t cappool;
+  struct hac_sock *socks;
+  struct hac_req *fin_head;
+  struct hac_req *fin_tail;
+  bool stopping;
+
+  /* read by hac_stats_get() from any thread */
+  atomic_uint_least64_t n_requests;
+  atomic_uint_least64_t n_replies;
+  atomic_uint_least64_t n_errors;
+  atomic_uint_least64_t n_timeouts;
+  atomic_uint_least64_t n_cancelled;
+  atomic_uint_least64_t n_inflight;
+  atomic_uint_least64_t n_queued;
+};
+
+struct hac_client {
+  hac_config cfg;              /* strings owned by the client */
+  int nworkers;
+  struct hac_worker *workers;
+  pid_t pid;
+  atomic_bool closed;
+  pthread_mutex_t close_lock;
+
+  /* completion queue */
+  pthread_mutex_t done_lock;
+  struct hac_req *done_head;
+  struct hac_req *done_tail;
+  atomic_uint_least64_t n_done;
+  int efd;
+
+  /* curl_verbose text */
+  pthread_mutex_t log_lock;
+  struct hac_buf log;
+  atomic_uint_least64_t log_dropped;
+};
+
+/* ---- queue.c ---- */
+int hac_done_init(struct hac_client *c);
+void hac_done_push(struct hac_client *c, struct hac_req *head,
+                   struct hac_req *tail, size_t n);
+void hac_done_fini(struct hac_client *c);
+void hac_log_add(struct hac_client *c, const char *text, size_t n);
+
+/* ---- reqhash.c ---- */
+int hac_table_init(struct hac_worker *w, size_t buckets);
+void hac_table_add(struct hac_worker *w, struct hac_req *r);
+void hac_table_del(struct hac_worker *w, struct hac_req *r);
+struct hac_req *hac_table_find(struct hac_worker *w, uint64_t id);
+struct hac_req *hac_table_next(struct hac_worker *w, size_t *cursor);
+void hac_table_fini(struct hac_worker *w);
+
+/* ---- xfer.c ---- */
+struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
+void hac_req_free(struct hac_req *r);
+void hac_xfer_start(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
+void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
+                   const char *msg);
+void hac_pool_fini(struct hac_worker *w);
+
+/* ---- worker.c ---- */
+int hac_worker_start(struct hac_worker *w);
+void hac_worker_stop(struct hac_worker *w);
+void hac_worker_fini(struct hac_worker *w);
+void hac_worker_finish(struct hac_worker *w, struct hac_req *r);
+
+#endif /* HAC_INTERNAL_H */

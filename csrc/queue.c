@@ -1,0 +1,146 @@
+/*
+ * queue.c - the completion queue, its eventfd, and the curl_verbose text.
+ *
+ * Workers append finished requests in batches; the eventfd is written only
+ * when the queue goes from empty to non-empty, and it is cleared by the
+ * drain that empties the queue, so a reader woken once drains everything
+ * and no wake-up is ever lost.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define HAC_LOG_MAX (1024 * 1024)
+
+int hac_done_init(struct hac_client *c)
+{
+  c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if(c->efd < 0)
+    return -1;
+  return 0;
+}
+
+void hac_done_fini(struct hac_client *c)
+{
+  if(c->efd >= 0)
+    close(c->efd);
+  c->efd = -1;
+}
+
+static void efd_signal(int fd)
+{
+  uint64_t one = 1;
+  ssize_t rc;
+  do
+    rc = write(fd, &one, sizeof(one));
+  while(rc < 0 && errno == EINTR);
+  /* EAGAIN means the counter is saturated: still readable, fine */
+}
+
+static void efd_clear(int fd)
+{
+  uint64_t v;
+  ssize_t rc;
+  do
+    rc = read(fd, &v, sizeof(v));
+  while(rc < 0 && errno == EINTR);
+}
+
+void hac_done_push(struct hac_client *c, struct hac_req *head,
+                   struct hac_req *tail, size_t n)
+{
+  bool was_empty;
+  if(!head)
+    return;
+  tail->next = NULL;
+  pthread_mutex_lock(&c->done_lock);
+  was_empty = !c->done_head;
+  if(was_empty)
+    c->done_head = head;
+  else
+    c->done_tail->next = head;
+  c->done_tail = tail;
+  atomic_fetch_add_explicit(&c->n_done, n, memory_order_relaxed);
+  pthread_mutex_unlock(&c->done_lock);
+  if(was_empty)
+    efd_signal(c->efd);
+}
+
+int hac_fd(hac_client *c)
+{
+  return c->efd;
+}
+
+int hac_wait(hac_client *c, int timeout_ms)
+{
+  struct pollfd pfd;
+  int rc;
+  if(atomic_load_explicit(&c->n_done, memory_order_relaxed))
+    return 1;
+  pfd.fd = c->efd;
+  pfd.events = POLLIN;
+  pfd.revents = 0;
+  rc = poll(&pfd, 1, timeout_ms);
+  return rc > 0 ? 1 : 0;
+}
+
+size_t hac_drain(hac_client *c, hac_result **out, size_t max)
+{
+  size_t n = 0;
+  struct hac_req *r;
+  pthread_mutex_lock(&c->done_lock);
+  r = c->done_head;
+  while(r && n < max) {
+    out[n++] = &r->res;
+    r = r->next;
+  }
+  c->done_head = r;
+  if(!r) {
+    c->done_tail = NULL;
+    efd_clear(c->efd);
+  }
+  atomic_fetch_sub_explicit(&c->n_done, n, memory_order_relaxed);
+  pthread_mutex_unlock(&c->done_lock);
+  return n;
+}
+
+void hac_release(hac_client *c, hac_result **res, size_t n)
+{
+  size_t i;
+  (void)c;
+  for(i = 0; i < n; i++)
+    hac_req_free((struct hac_req *)(void *)res[i]);
+}
+
+void hac_log_add(struct hac_client *c, const char *text, size_t n)
+{
+  pthread_mutex_lock(&c->log_lock);
+  if(c->log.len + n > HAC_LOG_MAX || hac_buf_add(&c->log, text, n))
+    atomic_fetch_add_explicit(&c->log_dropped, n, memory_order_relaxed);
+  pthread_mutex_unlock(&c->log_lock);
+}
+
+char *hac_log_take(hac_client *c, size_t *len)
+{
+  char *p = NULL;
+  pthread_mutex_lock(&c->log_lock);
+  if(c->log.len) {
+    p = c->log.p;
+    *len = c->log.len;
+    c->log.p = NULL;
+    c->log.len = c->log.cap = 0;
+  }
+  else
+    *len = 0;
+  pthread_mutex_unlock(&c->log_lock);
+  return p;
+}
+
+void hac_free(void *p)
+{
+  hac_mfree(p);
+}

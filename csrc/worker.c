@@ -1,0 +1,282 @@
+/*
+ * worker.c - a worker thread: its libev loop drives one curl multi handle
+ * through curl_multi_socket_action (an ev_io per socket, one ev_timer),
+ * takes submissions through an ev_async, and hands finished requests to
+ * the client's completion queue once per loop iteration (ev_prepare).
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void check_done(struct hac_worker *w)
+{
+  CURLMsg *m;
+  int left;
+  while((m = curl_multi_info_read(w->multi, &left))) {
+    if(m->msg == CURLMSG_DONE) {
+      CURL *e = m->easy_handle;
+      CURLcode rc = m->data.result;
+      char *priv = NULL;
+      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+      if(priv)
+        hac_xfer_done(w, (struct hac_req *)(void *)priv, rc);
+    }
+  }
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+  struct hac_sock *sk = io->data;
+  struct hac_worker *w = sk->w;
+  int fd = io->fd; /* sk may be freed inside socket_action */
+  int action = ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
+    ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+  int running;
+  (void)loop;
+  curl_multi_socket_action(w->multi, fd, action, &running);
+  check_done(w);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+  struct hac_worker *w = t->data;
+  int running;
+  (void)loop;
+  (void)revents;
+  curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_done(w);
+}
+
+/* CURLMOPT_TIMERFUNCTION: never calls back into libcurl directly */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+  struct hac_worker *w = userp;
+  (void)multi;
+  ev_timer_stop(w->loop, &w->timer);
+  if(timeout_ms >= 0) {
+    ev_timer_set(&w->timer, (double)timeout_ms / 1000.0, 0.);
+    ev_timer_start(w->loop, &w->timer);
+  }
+  return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
+                     void *socketp)
+{
+  struct hac_worker *w = userp;
+  struct hac_sock *sk = socketp;
+  int events;
+  (void)e;
+  if(what == CURL_POLL_REMOVE) {
+    if(sk) {
+      ev_io_stop(w->loop, &sk->io);
+      if(sk->prev)
+        sk->prev->next = sk->next;
+      else
+        w->socks = sk->next;
+      if(sk->next)
+        sk->next->prev = sk->prev;
+      hac_mfree(sk);
+      curl_multi_assign(w->multi, s, NULL);
+    }
+    return 0;
+  }
+  events = ((what & CURL_POLL_IN) ? EV_READ : 0) |
+    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+  if(!sk) {
+    sk = hac_calloc(1, sizeof(*sk));
+    if(!sk)
+      return -1;
+    sk->w = w;
+    sk->next = w->socks;
+    if(w->socks)
+      w->socks->prev = sk;
+    w->socks = sk;
+    ev_io_init(&sk->io, io_cb, s, events);
+    sk->io.data = sk;
+    curl_multi_assign(w->multi, s, sk);
+    ev_io_start(w->loop, &sk->io);
+  }
+  else if(sk->io.events != events) {
+    ev_io_stop(w->loop, &sk->io);
+    ev_io_set(&sk->io, s, events);
+    ev_io_start(w->loop, &sk->io);
+  }
+  return 0;
+}
+
+static void flush(struct hac_worker *w)
+{
+  size_t n = 0;
+  struct hac_req *r;
+  for(r = w->fin_head; r; r = r->next)
+    n++;
+  hac_done_push(w->c, w->fin_head, w->fin_tail, n);
+  w->fin_head = w->fin_tail = NULL;
+}
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+  (void)loop;
+  (void)revents;
+  if(((struct hac_worker *)p->data)->fin_head)
+    flush(p->data);
+}
+
+void hac_worker_finish(struct hac_worker *w, struct hac_req *r)
+{
+  r->next = NULL;
+  if(w->fin_tail)
+    w->fin_tail->next = r;
+  else
+    w->fin_head = r;
+  w->fin_tail = r;
+  atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
+}
+
+static void cancel_all(struct hac_worker *w)
+{
+  size_t cursor = 0;
+  struct hac_req *r;
+  while((r = hac_table_next(w, &cursor)))
+    hac_xfer_fail(w, r, HAC_R_CANCELLED, "CANCELLED: client closed");
+}
+
+static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+  struct hac_worker *w = a->data;
+  struct hac_req *sub;
+  struct hac_cancel *cancels;
+  bool stop;
+  (void)revents;
+
+  pthread_mutex_lock(&w->lock);
+  sub = w->sub_head;
+  w->sub_head = w->sub_tail = NULL;
+  cancels = w->cancels;
+  w->cancels = NULL;
+  stop = w->stop;
+  pthread_mutex_unlock(&w->lock);
+
+  while(sub) {
+    struct hac_req *next = sub->next;
+    atomic_fetch_sub_explicit(&w->n_queued, 1, memory_order_relaxed);
+    sub->w = w;
+    if(stop)
+      hac_xfer_fail(w, sub, HAC_R_CANCELLED, "CANCELLED: client closed");
+    else
+      hac_xfer_start(w, sub);
+    sub = next;
+  }
+  while(cancels) {
+    struct hac_cancel *next = cancels->next;
+    struct hac_req *r = hac_table_find(w, cancels->id);
+    if(r)
+      hac_xfer_fail(w, r, HAC_R_CANCELLED, "CANCELLED: cancelled by caller");
+    hac_mfree(cancels);
+    cancels = next;
+  }
+  if(stop) {
+    cancel_all(w);
+    flush(w);
+    ev_break(loop, EVBREAK_ALL);
+  }
+}
+
+static void *run(void *arg)
+{
+  struct hac_worker *w = arg;
+  ev_run(w->loop, 0);
+  return NULL;
+}
+
+int hac_worker_start(struct hac_worker *w)
+{
+  sigset_t all;
+  sigset_t old;
+  int rc;
+
+  if(pthread_mutex_init(&w->lock, NULL))
+    return -1;
+  w->lock_ready = true;
+  w->loop = ev_loop_new(EVFLAG_NOSIGMASK | EVFLAG_NOENV);
+  if(!w->loop)
+    return -1;
+  w->multi = curl_multi_init();
+  if(!w->multi)
+    return -1;
+  if(hac_table_init(w, (size_t)w->c->cfg.hash_size))
+    return -1;
+  curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, (void *)w);
+  curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, (void *)w);
+
+  ev_init(&w->timer, timer_cb);
+  w->timer.data = w;
+  ev_async_init(&w->wake, async_cb);
+  w->wake.data = w;
+  ev_async_start(w->loop, &w->wake);
+  ev_prepare_init(&w->flusher, prepare_cb);
+  w->flusher.data = w;
+  ev_prepare_start(w->loop, &w->flusher);
+
+  /* the workers take no signals: they belong to the application */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&w->thread, NULL, run, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if(rc)
+    return -1;
+  w->started = true;
+  return 0;
+}
+
+/* Ask the thread to finish everything and exit, then wait for it. */
+void hac_worker_stop(struct hac_worker *w)
+{
+  if(!w->started)
+    return;
+  pthread_mutex_lock(&w->lock);
+  w->stop = true;
+  pthread_mutex_unlock(&w->lock);
+  ev_async_send(w->loop, &w->wake);
+  pthread_join(w->thread, NULL);
+  w->started = false;
+}
+
+/* Free what hac_worker_start() made; the thread is not running. */
+void hac_worker_fini(struct hac_worker *w)
+{
+  struct hac_req *r;
+  hac_pool_fini(w);
+  if(w->multi)
+    curl_multi_cleanup(w->multi);
+  w->multi = NULL;
+  while(w->socks) {
+    struct hac_sock *sk = w->socks;
+    w->socks = sk->next;
+    if(w->loop)
+      ev_io_stop(w->loop, &sk->io);
+    hac_mfree(sk);
+  }
+  if(w->loop)
+    ev_loop_destroy(w->loop);
+  w->loop = NULL;
+  hac_table_fini(w);
+  /* submissions a never-started worker still holds */
+  while((r = w->sub_head)) {
+    w->sub_head = r->next;
+    hac_req_free(r);
+  }
+  while(w->cancels) {
+    struct hac_cancel *k = w->cancels;
+    w->cancels = k->next;
+    hac_mfree(k);
+  }
+  if(w->lock_ready)
+    pthread_mutex_destroy(&w->lock);
+}

@@ -1,0 +1,457 @@
+/*
+ * xfer.c - one request: wire form -> easy handle options, response
+ * capture, and the result record.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char empty[] = "";
+
+/* ---------------------------------------------------------------- parse */
+
+struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used)
+{
+  hac_reqhdr h;
+  size_t need;
+  size_t extra;
+  struct hac_req *r;
+  char *d;
+
+  *used = 0; /* stays 0 for a malformed blob, set for out-of-memory */
+  if(len < sizeof(h))
+    return NULL;
+  memcpy(&h, blob, sizeof(h));
+  extra = (size_t)h.url_len + h.body_len + h.hdr_len + h.opt_len;
+  if(extra > len - sizeof(h) || !h.url_len)
+    return NULL;
+  need = sizeof(h) + extra;
+  *used = need;
+  /* data: url NUL body hdr opt NUL, so the URL and the last option are
+     C strings */
+  r = hac_malloc(sizeof(*r) + extra + 2);
+  if(!r)
+    return NULL;
+  memset(r, 0, sizeof(*r));
+  blob += sizeof(h);
+  d = r->data;
+  memcpy(d, blob, h.url_len);
+  d[h.url_len] = '\0';
+  memcpy(d + h.url_len + 1, blob + h.url_len, extra - h.url_len);
+  d[extra + 1] = '\0';
+  r->res.id = h.id;
+  r->timeout_ms = h.timeout_ms;
+  r->method = h.method;
+  r->flags = h.flags;
+  r->url = d;
+  r->body = d + h.url_len + 1;
+  r->body_len = h.body_len;
+  r->hdr = r->body + h.body_len;
+  r->hdr_len = h.hdr_len;
+  r->opt = r->hdr + h.hdr_len;
+  r->opt_len = h.opt_len;
+  return r;
+}
+
+void hac_req_free(struct hac_req *r)
+{
+  if(!r)
+    return;
+  if(r->hdrs)
+    curl_slist_free_all(r->hdrs);
+  hac_buf_free(&r->buf);
+  hac_mfree(r);
+}
+
+/* The value of option key, or NULL when the request does not set it. */
+static const char *opt_get(const struct hac_req *r, int key)
+{
+  const char *p = r->opt;
+  const char *end = r->opt + r->opt_len;
+  while(p < end) {
+    size_t n = strnlen(p, (size_t)(end - p));
+    if(n && (unsigned char)*p == key)
+      return p + 1;
+    p += n + 1;
+  }
+  return NULL;
+}
+
+static long opt_long(const struct hac_req *r, int key, long dflt)
+{
+  const char *v = opt_get(r, key);
+  return v ? strtol(v, NULL, 10) : dflt;
+}
+
+static const char *opt_str(const struct hac_req *r, int key, const char *dflt)
+{
+  const char *v = opt_get(r, key);
+  if(!v)
+    return dflt;
+  return *v ? v : NULL;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+  struct hac_req *r = userp;
+  size_t len = size * n;
+  if(r->in_body)
+    return len; /* trailers: the body is already being captured */
+  if(len >= 5 && !memcmp(data, "HTTP/", 5)) {
+    /* a new response (1xx, redirect hop): keep only the last one */
+    const char *p = memchr(data, ' ', len);
+    const char *end = data + len;
+    r->buf.len = 0;
+    r->res.reason_off = r->res.reason_len = 0;
+    if(p) {
+      p++;
+      while(p < end && *p >= '0' && *p <= '9')
+        p++;
+      if(p < end && *p == ' ')
+        p++;
+      r->res.reason_off = (size_t)(p - data);
+      while(p < end && *p != '\r' && *p != '\n')
+        p++;
+      r->res.reason_len = (size_t)(p - data) - r->res.reason_off;
+    }
+  }
+  if(hac_buf_add(&r->buf, data, len)) {
+    snprintf(r->errbuf, sizeof(r->errbuf), "out of memory for headers");
+    return 0;
+  }
+  return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+  struct hac_req *r = userp;
+  size_t len = size * n;
+  if(!r->in_body) {
+    r->in_body = true;
+    r->res.body_off = r->buf.len;
+  }
+  if(hac_buf_add(&r->buf, data, len)) {
+    snprintf(r->errbuf, sizeof(r->errbuf), "out of memory for the body");
+    return 0;
+  }
+  return len;
+}
+
+/* curl_verbose: "[id] > line" per line into the client's log text */
+static int on_debug(CURL *e, curl_infotype type, char *data, size_t size,
+                    void *userp)
+{
+  struct hac_req *r = userp;
+  const char *mark;
+  char line[1024];
+  const char *p = data;
+  const char *end = data + size;
+  (void)e;
+  switch(type) {
+  case CURLINFO_TEXT:
+    mark = "*";
+    break;
+  case CURLINFO_HEADER_IN:
+    mark = "<";
+    break;
+  case CURLINFO_HEADER_OUT:
+    mark = ">";
+    break;
+  default:
+    return 0;
+  }
+  while(p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    size_t shown = n;
+    int k;
+    if(shown && p[shown - 1] == '\r')
+      shown--;
+    if(shown > sizeof(line) - 64)
+      shown = sizeof(line) - 64;
+    if(shown) {
+      k = snprintf(line, sizeof(line), "[%llu] %s %.*s\n",
+                   (unsigned long long)r->res.id, mark, (int)shown, p);
+      if(k > 0)
+        hac_log_add(r->w->c, line, (size_t)k < sizeof(line) ?
+                    (size_t)k : sizeof(line) - 1);
+    }
+    p += n + 1;
+  }
+  return 0;
+}
+
+/* --------------------------------------------------------- easy handles */
+
+static CURL *easy_get(struct hac_worker *w)
+{
+  if(w->npool)
+    return w->pool[--w->npool];
+  return curl_easy_init();
+}
+
+static void easy_put(struct hac_worker *w, CURL *e)
+{
+  curl_easy_reset(e);
+  if(w->npool == w->cappool) {
+    size_t cap = w->cappool ? w->cappool * 2 : 64;
+    CURL **p = hac_realloc(w->pool, cap * sizeof(*p));
+    if(!p) {
+      curl_easy_cleanup(e);
+      return;
+    }
+    w->pool = p;
+    w->cappool = cap;
+  }
+  w->pool[w->npool++] = e;
+}
+
+void hac_pool_fini(struct hac_worker *w)
+{
+  while(w->npool)
+    curl_easy_cleanup(w->pool[--w->npool]);
+  hac_mfree(w->pool);
+  w->pool = NULL;
+  w->cappool = 0;
+}
+
+/* ---------------------------------------------------------------- start */
+
+static const char *const method_names[] = {
+  "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"
+};
+
+static CURLcode set_headers(struct hac_req *r)
+{
+  const char *p = r->hdr;
+  const char *end = r->hdr + r->hdr_len;
+  bool expect = false;
+  struct curl_slist *l;
+  while(p < end) {
+    size_t n = strnlen(p, (size_t)(end - p));
+    if(n) {
+      if(n >= 7 && !strncasecmp(p, "expect", 6) && (p[6] == ':' ||
+                                                    p[6] == ';'))
+        expect = true;
+      l = curl_slist_append(r->hdrs, p);
+      if(!l)
+        return CURLE_OUT_OF_MEMORY;
+      r->hdrs = l;
+    }
+    p += n + 1;
+  }
+  /* no "Expect: 100-continue" round trip on larger bodies unless asked */
+  if(!expect) {
+    l = curl_slist_append(r->hdrs, "Expect:");
+    if(!l)
+      return CURLE_OUT_OF_MEMORY;
+    r->hdrs = l;
+  }
+  return curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+}
+
+static CURLcode set_method(struct hac_req *r)
+{
+  CURL *e = r->easy;
+  CURLcode rc = CURLE_OK;
+  bool body = r->flags & HAC_F_BODY;
+  if(r->method > HAC_M_OPTIONS)
+    return CURLE_BAD_FUNCTION_ARGUMENT;
+  if(r->method == HAC_M_HEAD)
+    return curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  if(body || r->method == HAC_M_POST) {
+    rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                          (curl_off_t)r->body_len);
+    if(!rc)
+      rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+                            r->body_len ? r->body : empty);
+  }
+  if(!rc && r->method != HAC_M_POST && (body || r->method != HAC_M_GET))
+    rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                          method_names[r->method]);
+  return rc;
+}
+
+static CURLcode configure(struct hac_worker *w, struct hac_req *r)
+{
+  const hac_config *cfg = &w->c->cfg;
+  CURL *e = r->easy;
+  long timeout = r->timeout_ms > 0 ? (long)r->timeout_ms :
+    cfg->connection_timeout;
+  const char *s;
+  CURLcode rc;
+
+#define SET(opt, val) \
+  do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
+
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_WRITEDATA, (void *)r);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_TIMEOUT_MS, timeout);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, timeout);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_SSL_VERIFYHOST,
+      opt_long(r, HAC_O_VERIFY_HOST, cfg->tls_verify_host) ? 2L : 0L);
+  SET(CURLOPT_SSL_VERIFYPEER,
+      opt_long(r, HAC_O_VERIFY_PEER, cfg->tls_verify_peer) ? 1L : 0L);
+  SET(CURLOPT_SSLVERSION, opt_long(r, HAC_O_TLS_VERSION, cfg->tls_version));
+  s = opt_str(r, HAC_O_CLIENT_CERT, cfg->tls_client_cert);
+  if(s)
+    SET(CURLOPT_SSLCERT, s);
+  s = opt_str(r, HAC_O_CLIENT_KEY, cfg->tls_client_key);
+  if(s)
+    SET(CURLOPT_SSLKEY, s);
+  s = opt_str(r, HAC_O_CA_PATH, cfg->tls_ca_path);
+  if(s)
+    SET(CURLOPT_CAPATH, s);
+  if(cfg->curl_verbose) {
+    SET(CURLOPT_DEBUGFUNCTION, on_debug);
+    SET(CURLOPT_DEBUGDATA, (void *)r);
+    SET(CURLOPT_VERBOSE, 1L);
+  }
+#undef SET
+  rc = set_method(r);
+  if(!rc)
+    rc = set_headers(r);
+  return rc;
+}
+
+void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
+{
+  CURLcode rc;
+  CURLMcode mrc;
+  r->w = w;
+  r->easy = easy_get(w);
+  if(!r->easy) {
+    hac_xfer_fail(w, r, 0, "out of memory for an easy handle");
+    return;
+  }
+  rc = configure(w, r);
+  if(rc) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s (curl error %d)",
+             curl_easy_strerror(rc), (int)rc);
+    hac_xfer_fail(w, r, 0, msg);
+    return;
+  }
+  mrc = curl_multi_add_handle(w->multi, r->easy);
+  if(mrc) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s (curl multi error %d)",
+             curl_multi_strerror(mrc), (int)mrc);
+    hac_xfer_fail(w, r, 0, msg);
+    return;
+  }
+  r->in_multi = true;
+  hac_table_add(w, r);
+  atomic_fetch_add_explicit(&w->n_requests, 1, memory_order_relaxed);
+}
+
+/* ----------------------------------------------------------------- done */
+
+/* Detach from libcurl, if attached, and recycle the easy handle. */
+static void detach(struct hac_worker *w, struct hac_req *r)
+{
+  if(!r->easy)
+    return;
+  if(r->in_multi) {
+    curl_multi_remove_handle(w->multi, r->easy);
+    hac_table_del(w, r);
+    r->in_multi = false;
+  }
+  easy_put(w, r->easy);
+  r->easy = NULL;
+  if(r->hdrs) {
+    curl_slist_free_all(r->hdrs);
+    r->hdrs = NULL;
+  }
+}
+
+static void fill_capture(struct hac_req *r)
+{
+  if(!r->in_body)
+    r->res.body_off = r->buf.len;
+  r->res.raw = r->buf.p ? r->buf.p : empty;
+  r->res.raw_len = r->buf.len;
+}
+
+void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
+{
+  static const CURLINFO tinfo[HAC_T_COUNT] = {
+    CURLINFO_TOTAL_TIME_T, CURLINFO_NAMELOOKUP_TIME_T,
+    CURLINFO_CONNECT_TIME_T, CURLINFO_APPCONNECT_TIME_T,
+    CURLINFO_PRETRANSFER_TIME_T, CURLINFO_STARTTRANSFER_TIME_T,
+    CURLINFO_REDIRECT_TIME_T
+  };
+  CURL *e = r->easy;
+  long code = 0;
+  long ver = 0;
+  int i;
+
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
+  r->res.status = (int32_t)code;
+  r->res.http_version = (int32_t)ver;
+  r->res.curl_code = (int32_t)rc;
+  if(rc == CURLE_OK) {
+    r->res.flags = HAC_R_OK;
+    for(i = 0; i < HAC_T_COUNT; i++) {
+      curl_off_t t = 0;
+      curl_easy_getinfo(e, tinfo[i], &t);
+      r->res.times[i] = (int64_t)t;
+    }
+    atomic_fetch_add_explicit(&w->n_replies, 1, memory_order_relaxed);
+  }
+  else {
+    const char *what = curl_easy_strerror(rc);
+    if(rc == CURLE_OPERATION_TIMEDOUT) {
+      r->res.flags = HAC_R_TIMEOUT;
+      snprintf(r->errtext, sizeof(r->errtext), "TIMEOUT: %s (curl error %d)",
+               r->errbuf[0] ? r->errbuf : what, (int)rc);
+      atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
+    }
+    else {
+      if(r->errbuf[0])
+        snprintf(r->errtext, sizeof(r->errtext), "%s: %s (curl error %d)",
+                 what, r->errbuf, (int)rc);
+      else
+        snprintf(r->errtext, sizeof(r->errtext), "%s (curl error %d)",
+                 what, (int)rc);
+      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
+    }
+    r->res.err = r->errtext;
+  }
+  detach(w, r);
+  fill_capture(r);
+  hac_worker_finish(w, r);
+}
+
+/*
+ * End a request that libcurl did not complete: refused before start,
+ * cancelled, or dropped by close().  rflags is 0 or HAC_R_CANCELLED.
+ */
+void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
+                   const char *msg)
+{
+  detach(w, r);
+  r->res.flags = rflags;
+  snprintf(r->errtext, sizeof(r->errtext), "%s", msg);
+  r->res.err = r->errtext;
+  if(rflags & HAC_R_CANCELLED)
+    atomic_fetch_add_explicit(&w->n_cancelled, 1, memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
+  fill_capture(r);
+  hac_worker_finish(w, r);
+}

@@ -1,0 +1,49 @@
+"""http_async_client: an asynchronous HTTP client for Python with a C core.
+
+Kamailio's ``http_async_client`` module for Python services: libcurl multi
+handles driven by libev in C worker threads, the seed's parameters,
+functions and ``$http_*`` variables, plus a Pythonic surface (handles,
+``completions()``, asyncio ``await``).
+"""
+
+from ._client import Client, HttpReq, QueryHandle
+from ._exceptions import (
+    Cancelled,
+    ClientClosed,
+    HttpAsyncClientError,
+    InvalidHeader,
+    InvalidMethod,
+    InvalidOption,
+    InvalidOptionType,
+    InvalidURL,
+    TransferError,
+    TransferTimeout,
+    UnknownRequestKey,
+    UsageError,
+    WaitTimeout,
+)
+from ._ffi import CURL_VERSION
+from ._reply import Reply
+from ._version import __version__
+
+__all__ = [
+    "CURL_VERSION",
+    "Cancelled",
+    "Client",
+    "ClientClosed",
+    "HttpAsyncClientError",
+    "HttpReq",
+    "InvalidHeader",
+    "InvalidMethod",
+    "InvalidOption",
+    "InvalidOptionType",
+    "InvalidURL",
+    "QueryHandle",
+    "Reply",
+    "TransferError",
+    "TransferTimeout",
+    "UnknownRequestKey",
+    "UsageError",
+    "WaitTimeout",
+    "__version__",
+]

@@ -1,0 +1,987 @@
+"""The Client: the seed's parameters, functions and routes over the C core.
+
+Delivery rule (each reply is delivered exactly once): a finished reply is
+*claimed* once, by the first of
+
+1. a thread blocked in ``handle.result()`` or a suspended
+   ``http_async_query()`` for that very query;
+2. the asyncio loop, for a query awaited there or issued from a coroutine;
+3. ``completions()`` / ``dispatch()``, in completion order, across all
+   threads.
+
+Its route runs exactly once, in the claimer's thread.  ``handle.result()``
+after another consumer claimed the reply returns the same ``Reply`` object
+without running the route again.
+
+Strategy: C never calls Python.  Whoever needs a reply "pumps": waits on the
+client's eventfd with the GIL released, drains a batch of results, and
+settles them under one condition variable; other waiting threads sleep on
+that condition.  The asyncio reader is just another pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from types import MappingProxyType
+from typing import (
+    Any,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    TypeVar,
+    Union,
+)
+
+from ._exceptions import (
+    ClientClosed,
+    HttpAsyncClientError,
+    InvalidOption,
+    InvalidOptionType,
+    UsageError,
+    WaitTimeout,
+)
+from ._ffi import REQHDR, ffi, lib
+from ._options import (
+    REQ_KEYS,
+    HeadersArg,
+    NextQuery,
+    PathArg,
+    check_flag,
+    check_header,
+    check_method,
+    check_path,
+    check_timeout,
+    check_url,
+    encode_opts,
+    headers_lines,
+    round_hash_size,
+    to_body,
+    to_int,
+)
+from ._reply import Reply
+
+log = logging.getLogger("http_async_client")
+
+Route = Callable[[Reply], Any]
+RouteArg = Union[Route, str, None]
+F = TypeVar("F", bound=Route)
+
+_DRAIN_BATCH = 256
+_SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
+_M_POST = lib.HAC_M_POST
+_M_GET = lib.HAC_M_GET
+_F_BODY = lib.HAC_F_BODY
+_pack = REQHDR.pack
+
+_R_OK = lib.HAC_R_OK
+# who claimed a reply (QueryHandle._owner)
+_WAIT, _LOOP, _STREAM = 1, 2, 3
+
+_live: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+class QueryHandle:
+    """A submitted query: its id, an awaitable, ``result()`` and ``cancel()``."""
+
+    __slots__ = (
+        "id",
+        "url",
+        "_client",
+        "_route",
+        "_reply",
+        "_owner",
+        "_routed",
+        "_finished",
+        "_waiters",
+        "_fut",
+        "_loop",
+        "_xdata",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        rid: int,
+        url: str,
+        route: Route | None,
+        loop: asyncio.AbstractEventLoop | None,
+        xdata: Any,
+    ) -> None:
+        self.id = rid
+        self.url = url
+        self._client = client
+        self._route = route
+        self._reply: Reply | None = None
+        self._owner: int | None = None
+        self._routed = False
+        self._finished = False
+        self._waiters = 0
+        self._fut: asyncio.Future[Reply] | None = None
+        self._loop = loop
+        self._xdata = xdata
+
+    def done(self) -> bool:
+        """True once the reply has arrived (success, error or cancel)."""
+        return self._reply is not None
+
+    def result(self, timeout: float | None = None) -> Reply:
+        """Wait for the reply (its route runs first if this call claims it).
+
+        Raises WaitTimeout when ``timeout`` seconds pass first; the request
+        goes on."""
+        return self._client._wait_handle(self, timeout)
+
+    def cancel(self) -> bool:
+        """Ask the core to abort the query; its reply says cancelled.
+        False when the reply is already there."""
+        if self._reply is not None:
+            return False
+        return self._client._cancel(self.id)
+
+    def __await__(self) -> Generator[Any, None, Reply]:
+        return self._client._await_handle(self).__await__()
+
+    def __repr__(self) -> str:
+        state = "done" if self._reply is not None else "pending"
+        return f"<QueryHandle id={self.id} {state} url={self.url!r}>"
+
+
+class _Suspended(int):
+    """The 0 that ``http_async_query`` returns inside a running event loop:
+    awaiting it waits for the reply and its route without blocking the loop
+    (the seed's suspended transaction).  Not awaiting it is like suspend=0:
+    the route still runs on the loop when the reply arrives."""
+
+    _handle: QueryHandle
+
+    def __await__(self) -> Generator[Any, None, int]:
+        async def wait() -> int:
+            await self._handle
+            return 0
+
+        return wait().__await__()
+
+
+class HttpReq:
+    """``client.http_req[key] = value``: the seed's ``$http_req(key)``
+    (write-only), for the next query of the calling thread."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._client._next().set_key(key, value)
+
+    def __getitem__(self, key: str) -> Any:
+        raise TypeError("http_req is write-only, as $http_req in the seed")
+
+    def keys(self) -> tuple[str, ...]:
+        return REQ_KEYS
+
+    def __repr__(self) -> str:
+        return f"<http_req keys={', '.join(REQ_KEYS)}>"
+
+
+class Client:
+    """An asynchronous HTTP client: ``workers`` C threads, each with a libev
+    loop driving a libcurl multi handle.  Every keyword is the seed's module
+    parameter of the same name, with the seed's default."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        connection_timeout: int = 500,
+        hash_size: int = 2048,
+        tls_version: int = 0,
+        tls_verify_host: int = 2,
+        tls_verify_peer: int = 1,
+        curl_verbose: int = 0,
+        memory_manager: str = "shm",
+        tls_client_cert: PathArg = None,
+        tls_client_key: PathArg = None,
+        tls_ca_path: PathArg = None,
+    ) -> None:
+        self._c: Any = None
+        self._closed = True
+        nworkers = to_int("workers", workers)
+        if nworkers < 1:
+            raise InvalidOption(f"workers must be >= 1, got {nworkers}")
+        if nworkers > 256:
+            raise InvalidOption(f"workers must be <= 256, got {nworkers}")
+        timeout = check_timeout("connection_timeout", connection_timeout)
+        buckets = round_hash_size(hash_size)
+        version = to_int("tls_version", tls_version)
+        if version < 0:
+            raise InvalidOption(f"tls_version must be >= 0, got {version}")
+        vhost = to_int("tls_verify_host", tls_verify_host)
+        vpeer = to_int("tls_verify_peer", tls_verify_peer)
+        if vhost < 0 or vpeer < 0:
+            raise InvalidOption("tls_verify_host/tls_verify_peer must be >= 0")
+        verbose = to_int("curl_verbose", curl_verbose)
+        if not isinstance(memory_manager, str):
+            raise InvalidOptionType("memory_manager must be 'shm' or 'sys'")
+        if memory_manager not in ("shm", "sys"):
+            raise InvalidOption(
+                f"memory_manager must be 'shm' or 'sys', got {memory_manager!r}"
+            )
+        cert = check_path("tls_client_cert", tls_client_cert)
+        key = check_path("tls_client_key", tls_client_key)
+        capath = check_path("tls_ca_path", tls_ca_path)
+
+        keep: list[Any] = []
+
+        def cstr(value: str | None) -> Any:
+            if value is None:
+                return ffi.NULL
+            buf = ffi.new("char[]", os.fsencode(value))
+            keep.append(buf)
+            return buf
+
+        cfg = ffi.new("hac_config *")
+        cfg.workers = nworkers
+        cfg.hash_size = buckets
+        cfg.connection_timeout = timeout
+        cfg.tls_version = version
+        cfg.tls_verify_host = vhost
+        cfg.tls_verify_peer = vpeer
+        cfg.curl_verbose = verbose
+        cfg.memory_manager = lib.HAC_MM_SHM if memory_manager == "shm" else lib.HAC_MM_SYS
+        cfg.tls_client_cert = cstr(cert)
+        cfg.tls_client_key = cstr(key)
+        cfg.tls_ca_path = cstr(capath)
+        mm = ffi.new("int *")
+        err = ffi.new("char[256]")
+        ptr = lib.hac_client_new(cfg, mm, err, 256)
+        if ptr == ffi.NULL:
+            raise HttpAsyncClientError(
+                f"cannot create client: {ffi.string(err).decode(errors='replace')}"
+            )
+        effective = "shm" if mm[0] == lib.HAC_MM_SHM else "sys"
+        if effective != memory_manager:
+            log.warning(
+                "memory_manager=%r ignored: libcurl's allocator is process-wide "
+                "and the first client chose %r",
+                memory_manager,
+                effective,
+            )
+        self._c = ffi.gc(ptr, lib.hac_destroy)
+        self._fd: int = lib.hac_fd(ptr)
+        self._params: Mapping[str, Any] = MappingProxyType(
+            {
+                "workers": nworkers,
+                "connection_timeout": timeout,
+                "hash_size": buckets,
+                "tls_version": version,
+                "tls_verify_host": vhost,
+                "tls_verify_peer": vpeer,
+                "curl_verbose": verbose,
+                "memory_manager": effective,
+                "tls_client_cert": cert,
+                "tls_client_key": key,
+                "tls_ca_path": capath,
+            }
+        )
+        self._closed = False
+        self._drained = False
+        self._forked = False
+        self._verbose = bool(verbose)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, QueryHandle] = {}
+        self._stream: deque[QueryHandle] = deque()
+        self._cv = threading.Condition(threading.Lock())
+        self._drain_lock = threading.Lock()
+        self._out = ffi.new("hac_result *[]", _DRAIN_BATCH)
+        self._pumping = False
+        self._loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
+        self._routes: dict[str, Route] = {}
+        self._route_errors = 0
+        self._local = threading.local()
+        self.http_req = HttpReq(self)
+        _live.add(self)
+
+    # ------------------------------------------------------------ params
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """Every module parameter with its effective value (read-only)."""
+        return self._params
+
+    @property
+    def workers(self) -> int:
+        return int(self._params["workers"])
+
+    @property
+    def connection_timeout(self) -> int:
+        return int(self._params["connection_timeout"])
+
+    @property
+    def hash_size(self) -> int:
+        return int(self._params["hash_size"])
+
+    @property
+    def tls_version(self) -> int:
+        return int(self._params["tls_version"])
+
+    @property
+    def curl_verbose(self) -> int:
+        return int(self._params["curl_verbose"])
+
+    @property
+    def memory_manager(self) -> str:
+        return str(self._params["memory_manager"])
+
+    @property
+    def tls_client_cert(self) -> str | None:
+        return self._params["tls_client_cert"]  # type: ignore[no-any-return]
+
+    @property
+    def tls_client_key(self) -> str | None:
+        return self._params["tls_client_key"]  # type: ignore[no-any-return]
+
+    @property
+    def tls_ca_path(self) -> str | None:
+        return self._params["tls_ca_path"]  # type: ignore[no-any-return]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ------------------------------------------------------------ routes
+    def route(self, name: str, func: Route | None = None) -> Any:
+        """Register a route by name; usable as ``@client.route("NAME")``."""
+        if not isinstance(name, str) or not name:
+            raise InvalidOptionType("route name must be a non-empty str")
+
+        def register(f: F) -> F:
+            if not callable(f):
+                raise InvalidOptionType("a route must be callable")
+            self._routes[name] = f
+            return f
+
+        if func is not None:
+            return register(func)
+        return register
+
+    def _resolve_route(self, route: RouteArg) -> Route | None:
+        if route is None or callable(route):
+            return route
+        if isinstance(route, str):
+            try:
+                return self._routes[route]
+            except KeyError:
+                raise InvalidOption(f"no route named {route!r} is registered") from None
+        raise InvalidOptionType(
+            f"route must be a callable or a registered name, not {type(route).__name__}"
+        )
+
+    def _run_route(self, h: QueryHandle) -> None:
+        """Call the route; the caller has claimed it (h._routed set under
+        _cv), so this happens once per reply."""
+        if h._route is None or h._reply is None:
+            return
+        try:
+            h._route(h._reply)
+        except Exception:
+            self._route_errors += 1
+            log.exception("route of query %d (%s) raised", h.id, h.url)
+
+    # ------------------------------------------------- next-query state
+    def _next(self) -> NextQuery:
+        state: NextQuery | None = getattr(self._local, "next", None)
+        if state is None:
+            state = self._local.next = NextQuery()
+        return state
+
+    def _take_next(self) -> NextQuery | None:
+        state: NextQuery | None = getattr(self._local, "next", None)
+        if state is not None:
+            self._local.next = None
+        return state
+
+    def http_async_suspend(self, suspend: int | str) -> None:
+        """Whether the next ``http_async_query`` waits for its reply."""
+        self._next().suspend = check_flag("suspend", suspend)
+
+    def tls_verify_host(self, verify: int | str) -> None:
+        """Verify the server host name on the next query (0/1)."""
+        self._next().verify_host = check_flag("tls_verify_host", verify)
+
+    def tls_verify_peer(self, verify: int | str) -> None:
+        """Verify the server certificate on the next query (0/1)."""
+        self._next().verify_peer = check_flag("tls_verify_peer", verify)
+
+    def http_set_timeout(self, timeout: int | str) -> None:
+        """Deadline of the next query, ms."""
+        self._next().timeout = check_timeout("timeout", timeout)
+
+    def http_append_header(self, header: str) -> None:
+        """Add ('Name: v'), replace, remove ('Name:') or send empty ('Name;')
+        a header on the next query."""
+        self._next().headers.append(check_header(header))
+
+    def http_set_method(self, method: str) -> None:
+        """Method of the next query."""
+        self._next().method = check_method(method)
+
+    def http_set_tls_client_cert(self, path: PathArg) -> None:
+        self._next().tls_client_cert = check_path("tls_client_cert", path)
+
+    def http_set_tls_client_key(self, path: PathArg) -> None:
+        self._next().tls_client_key = check_path("tls_client_key", path)
+
+    def http_set_tls_ca_path(self, path: PathArg) -> None:
+        self._next().tls_ca_path = check_path("tls_ca_path", path)
+
+    # ------------------------------------------------------- submission
+    def _check_open(self) -> None:
+        if self._closed:
+            if self._forked:
+                raise ClientClosed(
+                    "this client belongs to the parent process; create a new "
+                    "Client after fork()"
+                )
+            raise ClientClosed("the client is closed")
+
+    def query(
+        self,
+        url: str,
+        post_data: str | bytes | None = None,
+        route: RouteArg = None,
+        *,
+        method: str | None = None,
+        headers: HeadersArg = None,
+        timeout: int | None = None,
+        tls_verify_host: int | None = None,
+        tls_verify_peer: int | None = None,
+        tls_client_cert: PathArg = None,
+        tls_client_key: PathArg = None,
+        tls_ca_path: PathArg = None,
+        xdata: Any = None,
+    ) -> QueryHandle:
+        """Send a query; never blocks.  Options set for the next query of
+        this thread (seed functions, ``http_req``) apply and are reset;
+        keyword arguments override them."""
+        state = self._take_next()
+        return self._submit(
+            state,
+            url,
+            post_data,
+            route,
+            method,
+            headers,
+            timeout,
+            tls_verify_host,
+            tls_verify_peer,
+            tls_client_cert,
+            tls_client_key,
+            tls_ca_path,
+            xdata,
+        )
+
+    def _submit(
+        self,
+        state: NextQuery | None,
+        url: str,
+        post_data: str | bytes | None,
+        route: RouteArg,
+        method: str | None,
+        headers: HeadersArg,
+        timeout: int | None,
+        verify_host: int | None,
+        verify_peer: int | None,
+        cert: PathArg,
+        key: PathArg,
+        capath: PathArg,
+        xdata: Any,
+    ) -> QueryHandle:
+        self._check_open()
+        url_b = check_url(url)
+        fn = self._resolve_route(route)
+        body = b"" if post_data is None else to_body(post_data)
+        if method is not None:
+            mcode = check_method(method)
+        elif state is not None and state.method is not None:
+            mcode = state.method
+        else:
+            mcode = _M_POST if post_data is not None else _M_GET
+        tmo = 0
+        if timeout is not None:
+            tmo = check_timeout("timeout", timeout)
+        elif state is not None and state.timeout is not None:
+            tmo = state.timeout
+        hdrs = headers_lines(headers)
+        if state is not None:
+            if state.headers:
+                hdrs = state.headers + hdrs
+            vh = state.verify_host if verify_host is None else check_flag("tls_verify_host", verify_host)
+            vp = state.verify_peer if verify_peer is None else check_flag("tls_verify_peer", verify_peer)
+            c_ = check_path("tls_client_cert", cert) if cert is not None else state.tls_client_cert
+            k_ = check_path("tls_client_key", key) if key is not None else state.tls_client_key
+            a_ = check_path("tls_ca_path", capath) if capath is not None else state.tls_ca_path
+            opts = encode_opts(vh, vp, c_, k_, a_)
+        elif (
+            verify_host is None
+            and verify_peer is None
+            and cert is None
+            and key is None
+            and capath is None
+        ):
+            opts = b""
+        else:
+            opts = encode_opts(
+                None if verify_host is None else check_flag("tls_verify_host", verify_host),
+                None if verify_peer is None else check_flag("tls_verify_peer", verify_peer),
+                check_path("tls_client_cert", cert),
+                check_path("tls_client_key", key),
+                check_path("tls_ca_path", capath),
+            )
+        hdr_b = b"\0".join(hdrs) + b"\0" if hdrs else b""
+        rid = next(self._ids)
+        blob = b"".join(
+            (
+                _pack(
+                    rid,
+                    tmo,
+                    mcode,
+                    _F_BODY if post_data is not None else 0,
+                    len(url_b),
+                    len(body),
+                    len(hdr_b),
+                    len(opts),
+                ),
+                url_b,
+                body,
+                hdr_b,
+                opts,
+            )
+        )
+        loop = asyncio._get_running_loop()
+        h = QueryHandle(self, rid, url if isinstance(url, str) else url_b.decode(), fn, loop, xdata)
+        if loop is not None and loop not in self._loops:
+            self._attach(loop)
+        self._pending[rid] = h
+        rc = lib.hac_submit(self._c, blob, len(blob))
+        if rc < 0:
+            self._pending.pop(rid, None)
+            if rc == lib.HAC_E_CLOSED:
+                raise ClientClosed("the client is closed")
+            if rc == lib.HAC_E_NOMEM:
+                raise MemoryError("http_async_client: out of memory queueing a request")
+            raise HttpAsyncClientError(f"internal error {rc} queueing a request")
+        return h
+
+    def http_async_query(self, url: str, *args: Any, **kwargs: Any) -> int:
+        """The seed's ``http_async_query(url, [post_data], route)``.
+
+        Suspended (the default): waits for the reply, runs the route, returns
+        0; inside a running event loop it returns an awaitable 0 instead of
+        blocking.  With suspend off: returns 1 at once; the route runs on
+        ``dispatch()`` (or on the loop).  -1 when the query is refused before
+        sending (the reason is logged)."""
+        if len(args) == 1:
+            post_data, route = kwargs.pop("post_data", None), args[0]
+        elif len(args) == 2:
+            post_data, route = args
+        elif not args:
+            post_data, route = kwargs.pop("post_data", None), kwargs.pop("route", None)
+        else:
+            raise TypeError("http_async_query(url, [post_data], route)")
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+        state = self._take_next()
+        suspend = 1 if state is None else state.suspend
+        try:
+            h = self._submit(
+                state, url, post_data, route, None, None, None,
+                None, None, None, None, None, None,
+            )
+        except (UsageError, ClientClosed) as exc:
+            log.error("http_async_query(%r) refused: %s", url, exc)
+            return -1
+        if not suspend:
+            return 1
+        if h._loop is not None:
+            zero = _Suspended(0)
+            zero._handle = h
+            return zero
+        self._wait_handle(h, None)
+        return 0
+
+    # ------------------------------------------------------------ pumping
+    def _drain_c(self) -> list[Reply]:
+        """Take every finished result out of the core (never blocks)."""
+        replies: list[Reply] = []
+        append = replies.append
+        out = self._out
+        c = self._c
+        with self._drain_lock:
+            while True:
+                n = lib.hac_drain(c, out, _DRAIN_BATCH)
+                for i in range(n):
+                    r = out[i]
+                    flags = r.flags
+                    err = r.err
+                    append(
+                        Reply(
+                            r.id,
+                            "",
+                            flags,
+                            r.status,
+                            None if err == ffi.NULL else ffi.string(err).decode("utf-8", "replace"),
+                            ffi.unpack(r.raw, r.raw_len) if r.raw_len else b"",
+                            r.body_off,
+                            (r.reason_off, r.reason_len),
+                            tuple(r.times) if flags & _R_OK else None,
+                            r.http_version,
+                            r.curl_code,
+                        )
+                    )
+                if n:
+                    lib.hac_release(c, out, n)
+                if n < _DRAIN_BATCH:
+                    break
+        if self._verbose:
+            self._flush_verbose()
+        return replies
+
+    def _flush_verbose(self) -> None:
+        size = ffi.new("size_t *")
+        p = lib.hac_log_take(self._c, size)
+        if p == ffi.NULL:
+            return
+        try:
+            text = ffi.unpack(p, size[0]).decode("utf-8", "replace")
+        finally:
+            lib.hac_free(p)
+        for line in text.splitlines():
+            log.info("%s", line)
+
+    def _settle(
+        self, replies: list[Reply], here: asyncio.AbstractEventLoop | None
+    ) -> list[QueryHandle]:
+        """With _cv held: hand each reply to its claimer.  Returns the
+        handles to complete on ``here`` once the lock is released."""
+        local: list[QueryHandle] = []
+        pending = self._pending
+        for reply in replies:
+            h = pending.pop(reply.id, None)
+            if h is None:
+                continue
+            reply.url = h.url
+            reply.xdata = h._xdata
+            h._reply = reply
+            if h._waiters:
+                h._owner = _WAIT
+                if h._fut is not None:
+                    self._resolve_fut(h)
+                continue
+            loop = h._fut.get_loop() if h._fut is not None else h._loop
+            if loop is not None:
+                h._owner = _LOOP
+                if loop is here:
+                    local.append(h)
+                    continue
+                try:
+                    loop.call_soon_threadsafe(self._complete_on_loop, h)
+                    continue
+                except RuntimeError:  # that loop is closed: fall back
+                    h._owner = None
+            self._stream.append(h)
+        return local
+
+    def _complete_on_loop(self, h: QueryHandle) -> None:
+        """On the owning loop: run the route, then wake the awaiter."""
+        self._run_route(h)
+        h._finished = True
+        self._resolve_fut(h)
+
+    def _resolve_fut(self, h: QueryHandle) -> None:
+        fut = h._fut
+        if fut is None or fut.done() or h._reply is None:
+            return
+        floop = fut.get_loop()
+        if asyncio._get_running_loop() is floop:
+            fut.set_result(h._reply)
+        else:
+            try:
+                floop.call_soon_threadsafe(self._resolve_fut, h)
+            except RuntimeError:  # loop closed: nobody can await it any more
+                pass
+
+    def _pump(self, timeout: float | None) -> None:
+        """With _cv held: wait up to timeout for results and settle them, or
+        sleep on _cv while another thread pumps."""
+        if self._pumping:
+            self._cv.wait(timeout)
+            return
+        self._pumping = True
+        self._cv.release()
+        replies: list[Reply] = []
+        try:
+            wait = timeout
+            if self._loops:
+                # an event loop's reader may take our reply: look again soon
+                wait = _SLICE_S if wait is None else min(wait, _SLICE_S)
+            ms = -1 if wait is None else max(0, int(wait * 1000 + 0.999))
+            if lib.hac_wait(self._c, ms):
+                replies = self._drain_c()
+        finally:
+            self._cv.acquire()
+            self._pumping = False
+        self._settle(replies, None)
+        self._cv.notify_all()
+
+    def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            if h._reply is None:
+                self._check_usable()
+                h._waiters += 1
+                try:
+                    while h._reply is None:
+                        if self._drained:
+                            raise ClientClosed(f"query {h.id} has no reply: client closed")
+                        remaining = None
+                        if deadline is not None:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                raise WaitTimeout(
+                                    f"no reply to query {h.id} within {timeout} s"
+                                )
+                        self._pump(remaining)
+                finally:
+                    h._waiters -= 1
+            run = self._claim(h, _WAIT)
+        if run:
+            self._run_route(h)
+        return h._reply
+
+    def _claim(self, h: QueryHandle, owner: int) -> bool:
+        """With _cv held: take an arrived reply for owner unless someone else
+        has it; True when the caller must run its route."""
+        if h._owner is None or h._owner == owner:
+            h._owner = owner
+            if not h._routed:
+                h._routed = True
+                return True
+        return False
+
+    def _check_usable(self) -> None:
+        if self._forked:
+            self._check_open()
+
+    async def _await_handle(self, h: QueryHandle) -> Reply:
+        loop = asyncio.get_running_loop()
+        self._check_usable()
+        run = False
+        with self._cv:
+            if h._reply is not None and h._owner != _LOOP:
+                run = self._claim(h, _WAIT)
+                fut = None
+            elif h._reply is not None and h._finished:
+                fut = None
+            else:
+                if h._fut is None:
+                    h._fut = loop.create_future()
+                fut = h._fut
+        if fut is None:
+            if run:
+                self._run_route(h)
+            assert h._reply is not None
+            return h._reply
+        if loop not in self._loops:
+            self._attach(loop)
+        return await asyncio.shield(fut)
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One reader on the client's fd per loop: one Python wake-up per
+        batch of completions, never per socket event."""
+        if self._drained:
+            return
+        self._loops.add(loop)
+        loop.add_reader(self._fd, self._on_readable, loop)
+
+    def _on_readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._drained:
+            return
+        replies = self._drain_c()
+        with self._cv:
+            local = self._settle(replies, loop)
+            self._cv.notify_all()
+        for h in local:
+            self._complete_on_loop(h)
+
+    def _take(self, deadline: float | None, block: bool) -> QueryHandle | None:
+        """The next unclaimed reply of the stream, claimed and with its route
+        still to run; None when nothing is left to wait for (or, not
+        blocking, nothing is ready)."""
+        with self._cv:
+            while True:
+                while self._stream:
+                    h = self._stream.popleft()
+                    if h._owner is None:
+                        h._owner = _STREAM
+                        h._routed = True
+                        return h
+                if not self._drained and lib.hac_wait(self._c, 0):
+                    replies = self._drain_c()
+                    if replies:
+                        self._settle(replies, None)
+                        self._cv.notify_all()
+                        continue
+                if not block or not self._pending or self._drained:
+                    return None
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise WaitTimeout("no reply within the timeout")
+                self._pump(remaining)
+
+    def completions(self, timeout: float | None = None) -> Iterator[Reply]:
+        """Finished replies in completion order, each once (across threads);
+        routes run before a reply is yielded.  Ends when nothing is in
+        flight; ``timeout`` bounds the wait for each next reply
+        (WaitTimeout)."""
+        while True:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            h = self._take(deadline, True)
+            if h is None:
+                return
+            self._run_route(h)
+            assert h._reply is not None
+            yield h._reply
+
+    def dispatch(self, timeout: float | None = 0) -> int:
+        """Run the routes of finished replies; returns how many.
+
+        ``timeout=0``: only what is ready; ``timeout=x``: wait up to x s for
+        the first one; ``None``: until nothing is in flight."""
+        count = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            block = timeout is None or (timeout > 0 and count == 0)
+            try:
+                h = self._take(deadline, block)
+            except WaitTimeout:
+                return count
+            if h is None:
+                return count
+            self._run_route(h)
+            count += 1
+
+    # ------------------------------------------------------------- control
+    def _cancel(self, rid: int) -> bool:
+        if self._closed:
+            return False
+        return bool(lib.hac_cancel(self._c, rid) == 0)
+
+    def stats(self) -> dict[str, int]:
+        """The seed's counters (requests, replies, errors, timeouts) summed
+        over workers, plus cancelled, inflight, queued, completed_pending,
+        route_errors and the accounted allocator's bytes."""
+        if self._c is None:
+            return {}
+        s = ffi.new("hac_stats *")
+        lib.hac_stats_get(self._c, s)
+        return {
+            "requests": s.requests,
+            "replies": s.replies,
+            "errors": s.errors,
+            "timeouts": s.timeouts,
+            "cancelled": s.cancelled,
+            "inflight": s.inflight,
+            "queued": s.queued,
+            "completed_pending": s.completed_pending,
+            "route_errors": self._route_errors,
+            "mem_in_use": s.mem_in_use,
+            "mem_peak": s.mem_peak,
+            "log_dropped": s.log_dropped,
+        }
+
+    def close(self) -> None:
+        """Stop accepting queries, cancel what is in flight (each gets a
+        cancelled reply), join the worker threads.  Idempotent."""
+        if self._closed or self._c is None:
+            return
+        self._closed = True
+        _live.discard(self)
+        if self._forked:
+            return
+        lib.hac_close(self._c)  # joins the workers, GIL released
+        replies = self._drain_c()
+        with self._cv:
+            local = self._settle(replies, None)
+            self._drained = True
+            self._cv.notify_all()
+        for h in local:  # pragma: no cover - settle(here=None) returns none
+            self._complete_on_loop(h)
+        for loop in list(self._loops):
+            try:
+                if loop.is_closed():
+                    continue
+                if asyncio._get_running_loop() is loop:
+                    loop.remove_reader(self._fd)
+                else:
+                    loop.call_soon_threadsafe(loop.remove_reader, self._fd)
+            except RuntimeError:
+                pass
+        self._loops = weakref.WeakSet()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Client {state} workers={self._params['workers']} "
+            f"connection_timeout={self._params['connection_timeout']}ms "
+            f"pending={len(self._pending)}>"
+        )
+
+    def _after_fork_child(self) -> None:
+        self._forked = True
+        self._closed = True
+        self._drained = True
+        self._cv = threading.Condition(threading.Lock())
+        self._drain_lock = threading.Lock()
+        self._pumping = False
+        self._loops = weakref.WeakSet()
+
+
+def _at_fork_child() -> None:
+    for client in list(_live):
+        client._after_fork_child()
+
+
+def _close_all() -> None:
+    for client in list(_live):
+        try:
+            client.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+os.register_at_fork(after_in_child=_at_fork_child)
+atexit.register(_close_all)

@@ -1,0 +1,5 @@
+"""setuptools entry point: only what pyproject.toml cannot say (cffi)."""
+
+from setuptools import setup
+
+setup(cffi_modules=["build_ffi.py:ffibuilder"])

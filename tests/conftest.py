@@ -1,0 +1,84 @@
+"""Shared fixtures: test certificates and real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Make `servers` / `certs` importable whatever pytest's import mode is
+# (importlib mode does not put the test directory on sys.path).
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from certs import Certs, make_certs, server_context  # noqa: E402
+from servers import HTTPTestServer, RawServerFactory  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """CA, server, client, self-signed and wrong-host certificates."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command-line tool is not installed")
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[HTTPTestServer]:
+    """Plain HTTP server shared by the whole session (its logs accumulate)."""
+    with HTTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_http_server() -> Iterator[HTTPTestServer]:
+    """Plain HTTP server private to one test, for asserting on its logs."""
+    with HTTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_server(certs: Certs) -> Iterator[HTTPTestServer]:
+    """HTTPS server with a CA-signed cert for 127.0.0.1 and localhost."""
+    ctx = server_context(certs.server_cert, certs.server_key)
+    with HTTPTestServer(tls_context=ctx) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_selfsigned_server(certs: Certs) -> Iterator[HTTPTestServer]:
+    """HTTPS server whose self-signed cert is not issued by the test CA."""
+    ctx = server_context(certs.selfsigned_cert, certs.selfsigned_key)
+    with HTTPTestServer(tls_context=ctx) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_wronghost_server(certs: Certs) -> Iterator[HTTPTestServer]:
+    """HTTPS server with a CA-signed cert valid only for wrong.example."""
+    ctx = server_context(certs.wronghost_cert, certs.wronghost_key)
+    with HTTPTestServer(tls_context=ctx) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_clientcert_server(certs: Certs) -> Iterator[HTTPTestServer]:
+    """HTTPS server that requires a client certificate issued by the test CA."""
+    ctx = server_context(
+        certs.server_cert, certs.server_key, require_client_cert_ca=certs.ca_cert
+    )
+    with HTTPTestServer(tls_context=ctx) as server:
+        yield server
+
+
+@pytest.fixture
+def raw_server_factory() -> Iterator[RawServerFactory]:
+    """``factory(handler)`` / ``factory.reply(data)`` -> started RawServer."""
+    factory = RawServerFactory()
+    yield factory
+    factory.close_all()
+
