@@ -23,6 +23,9 @@
 #define HAC_VERSION_STR "unknown"
 #endif
 
+/* idle keep-alive connections each worker's multi handle may keep */
+#define HAC_MAXCONNECTS 1024
+
 /* ---- alloc.c: the allocator libcurl and the core share ---- */
 int hac_global_init(int want_mm, int *effective);
 void *hac_malloc(size_t n);

@@ -214,6 +214,9 @@ int hac_worker_start(struct hac_worker *w)
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, (void *)w);
   curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
   curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, (void *)w);
+  /* libcurl's default cache (4 x the handles added right now) shrinks as a
+     burst drains and closes the connections the next burst needs */
+  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)HAC_MAXCONNECTS);
 
   ev_init(&w->timer, timer_cb);
   w->timer.data = w;
