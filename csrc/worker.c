@@ -186,10 +186,21 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   }
 }
 
+static void release_curl(struct hac_worker *w)
+{
+  hac_pool_fini(w);
+  if(w->multi)
+    curl_multi_cleanup(w->multi); /* closes the cached connections */
+  w->multi = NULL;
+}
+
 static void *run(void *arg)
 {
   struct hac_worker *w = arg;
   ev_run(w->loop, 0);
+  /* close() returns with every connection closed, not at garbage
+     collection */
+  release_curl(w);
   return NULL;
 }
 
@@ -255,10 +266,7 @@ void hac_worker_stop(struct hac_worker *w)
 void hac_worker_fini(struct hac_worker *w)
 {
   struct hac_req *r;
-  hac_pool_fini(w);
-  if(w->multi)
-    curl_multi_cleanup(w->multi);
-  w->multi = NULL;
+  release_curl(w);
   while(w->socks) {
     struct hac_sock *sk = w->socks;
     w->socks = sk->next;
