@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
-APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl)
+APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl nginx-light iproute2)
 
 missing=()
 for pkg in "${APT_PKGS[@]}"; do

@@ -45,6 +45,20 @@
 #define HAC_O_CLIENT_CERT 99
 #define HAC_O_CLIENT_KEY 107
 #define HAC_O_CA_PATH 97
+#define HAC_O_USERNAME 117
+#define HAC_O_PASSWORD 119
+#define HAC_O_AUTHMETHOD 109
+#define HAC_O_FOLLOW 114
+#define HAC_O_MAX_REDIRS 82
+#define HAC_O_KEEPALIVE 75
+#define HAC_O_KA_IDLE 105
+#define HAC_O_KA_INTERVAL 110
+#define HAC_O_HTTP_VERSION 72
+
+/* http_version values (HAC_O_HTTP_VERSION) */
+#define HAC_HTTP_DEFAULT 0
+#define HAC_HTTP_2_UPGRADE 1
+#define HAC_HTTP_2_PRIOR 2
 
 /* indexes of hac_result.times, microseconds */
 #define HAC_T_TOTAL 0
@@ -75,6 +89,12 @@ typedef struct hac_config {
   const char *tls_client_cert; /* NULL: none */
   const char *tls_client_key;
   const char *tls_ca_path;
+  long follow_redirect;        /* 0/1 */
+  long max_redirects;          /* >= 0 */
+  long tcp_keepalive;          /* 0/1 */
+  long tcp_ka_idle;            /* s, 0: libcurl's default */
+  long tcp_ka_interval;        /* s, 0: libcurl's default */
+  long authmethod;             /* CURLAUTH_* bitmask */
 } hac_config;
 
 /*

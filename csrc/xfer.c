@@ -315,6 +315,43 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   s = opt_str(r, HAC_O_CA_PATH, cfg->tls_ca_path);
   if(s)
     SET(CURLOPT_CAPATH, s);
+  SET(CURLOPT_FOLLOWLOCATION,
+      opt_long(r, HAC_O_FOLLOW, cfg->follow_redirect) ? 1L : 0L);
+  SET(CURLOPT_MAXREDIRS, opt_long(r, HAC_O_MAX_REDIRS, cfg->max_redirects));
+  if(opt_long(r, HAC_O_KEEPALIVE, cfg->tcp_keepalive)) {
+    long idle = opt_long(r, HAC_O_KA_IDLE, cfg->tcp_ka_idle);
+    long intvl = opt_long(r, HAC_O_KA_INTERVAL, cfg->tcp_ka_interval);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    if(idle > 0)
+      SET(CURLOPT_TCP_KEEPIDLE, idle);
+    if(intvl > 0)
+      SET(CURLOPT_TCP_KEEPINTVL, intvl);
+  }
+  s = opt_str(r, HAC_O_USERNAME, NULL);
+  if(s) {
+    SET(CURLOPT_USERNAME, s);
+    SET(CURLOPT_HTTPAUTH,
+        (unsigned long)opt_long(r, HAC_O_AUTHMETHOD, cfg->authmethod));
+  }
+  s = opt_str(r, HAC_O_PASSWORD, NULL);
+  if(s)
+    SET(CURLOPT_PASSWORD, s);
+  switch(opt_long(r, HAC_O_HTTP_VERSION, HAC_HTTP_DEFAULT)) {
+  case HAC_HTTP_2_UPGRADE:
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_0);
+    SET(CURLOPT_PIPEWAIT, 1L);
+    break;
+  case HAC_HTTP_2_PRIOR:
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    SET(CURLOPT_PIPEWAIT, 1L);
+    break;
+  default:
+    /* https may negotiate HTTP/2 with ALPN: let a burst wait for the first
+       connection and share it rather than open one each */
+    if(!strncasecmp(r->url, "https:", 6))
+      SET(CURLOPT_PIPEWAIT, 1L);
+    break;
+  }
   if(cfg->curl_verbose) {
     SET(CURLOPT_DEBUGFUNCTION, on_debug);
     SET(CURLOPT_DEBUGDATA, (void *)r);

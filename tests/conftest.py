@@ -16,6 +16,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from certs import Certs, make_certs, server_context  # noqa: E402
+from nginx import Nginx, NginxError, find_nginx  # noqa: E402
 from servers import HTTPTestServer, RawServerFactory  # noqa: E402
 
 
@@ -82,3 +83,22 @@ def raw_server_factory() -> Iterator[RawServerFactory]:
     yield factory
     factory.close_all()
 
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Nginx]:
+    """A private nginx: h2c (prior knowledge), HTTPS + ALPN h2, HTTP/1.1;
+    every location answers 200 "ok"; the access log records $connection."""
+    binary = find_nginx()
+    if binary is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    server = Nginx(tmp_path_factory.mktemp("nginx"), certs.server_cert, certs.server_key, binary)
+    try:
+        server.start()
+    except NginxError:
+        server.stop()
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

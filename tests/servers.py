@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import http.server
 import json
+import re
+import secrets
 import socket
 import socketserver
 import ssl
@@ -19,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "HOST",
@@ -40,6 +43,12 @@ _TLS_HANDSHAKE_TIMEOUT = 10.0
 
 # serve_forever() only notices shutdown() between polls, so this bounds close().
 _POLL_INTERVAL = 0.05
+
+# /auth/digest credentials and realm (RFC 7616, MD5, qop=auth)
+DIGEST_USER = "user"
+DIGEST_PASSWORD = "pass"
+DIGEST_REALM = "digest-test"
+_DIGEST_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
 
 T = TypeVar("T")
 
@@ -387,6 +396,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(302, b"redirecting", [("Location", f"/redirect/{n - 1}")])
         elif route == "auth" and arg == "basic":
             self._basic_auth()
+        elif route == "auth" and arg == "digest":
+            self._digest_auth()
+        elif route == "redirect-to" and not arg:
+            self._redirect_to(query)
         elif route == "close" and not arg:
             self.close_connection = True
             self._send(200, b"bye", [("Connection", "close")])
@@ -445,6 +458,63 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
 
 
+    def _digest_auth(self) -> None:
+        """HTTP Digest (RFC 7616): MD5, qop=auth, user/pass; 401 + challenge
+        otherwise.  Nonces are issued by this server and remembered."""
+        scheme, _, rest = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "digest" and self._digest_valid(_parse_digest(rest)):
+            self._send(200, b"digest authenticated")
+            return
+        nonce = secrets.token_hex(16)
+        self.server.digest_nonces.add(nonce)
+        challenge = (
+            f'Digest realm="{DIGEST_REALM}", qop="auth", algorithm=MD5, '
+            f'nonce="{nonce}", opaque="0123abcd"'
+        )
+        self._send(401, b"unauthorized", [("WWW-Authenticate", challenge)])
+
+    def _digest_valid(self, p: dict[str, str]) -> bool:
+        if (
+            p.get("username") != DIGEST_USER
+            or p.get("realm") != DIGEST_REALM
+            or p.get("nonce") not in self.server.digest_nonces
+            or p.get("uri") != self.raw_target
+            or p.get("qop") != "auth"
+            or p.get("algorithm", "MD5").upper() != "MD5"
+            or not p.get("nc")
+            or not p.get("cnonce")
+        ):
+            return False
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1 = md5(f"{DIGEST_USER}:{DIGEST_REALM}:{DIGEST_PASSWORD}")
+        ha2 = md5(f"{self.command}:{p['uri']}")
+        expected = md5(f"{ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:auth:{ha2}")
+        return secrets.compare_digest(expected, p.get("response", "").lower())
+
+    def _redirect_to(self, query: str) -> None:
+        """``/redirect-to?url=<percent-encoded>&status=302``: Location is that
+        URL; without ``url`` the Location is this very request (a loop)."""
+        params = parse_qs(query, keep_blank_values=True)
+        location = params.get("url", [self.raw_target])[0]
+        status_text = params.get("status", ["302"])[0]
+        status = int(status_text) if status_text.isdigit() else 302
+        self._send(status, b"redirecting", [("Location", location)])
+
+
+def _parse_digest(text: str) -> dict[str, str]:
+    """The name=value pairs of a Digest Authorization header, unquoted."""
+    out: dict[str, str] = {}
+    for m in _DIGEST_PARAM.finditer(text):
+        value = m.group(2)
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        out[m.group(1).lower()] = value
+    return out
+
+
 class _ThreadingHTTPServer(socketserver.ThreadingTCPServer):
     """ThreadingTCPServer with optional TLS, request log and quiet errors."""
 
@@ -460,6 +530,7 @@ class _ThreadingHTTPServer(socketserver.ThreadingTCPServer):
         self.errors: RequestLog[BaseException] = RequestLog()
         self.connection_count = _Counter()
         self.open_connections = _ConnectionSet()
+        self.digest_nonces: set[str] = set()
         super().__init__((HOST, 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -519,8 +590,8 @@ class HTTPTestServer:
     """Threaded HTTP/1.1 keep-alive server (HTTPS when given a TLS context).
 
     Endpoints: /echo, /status/<code>[?reason=..], /headers, /delay/<ms>,
-    /bytes/<n>, /large/<n>, /chunked, /redirect/<n>, /auth/basic, /close;
-    anything else is 404.  ``requests`` records every request as a dict with
+    /bytes/<n>, /large/<n>, /chunked, /redirect/<n>, /auth/basic,
+    /auth/digest, /redirect-to?url=..&status=.., /close; anything else is 404.  ``requests`` records every request as a dict with
     method, path, headers (list of (name, value) as received), body,
     peer_port and version; ``connections`` counts accepted TCP connections.
     """

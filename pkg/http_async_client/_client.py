@@ -58,10 +58,11 @@ from ._options import (
     check_flag,
     check_header,
     check_method,
+    check_nonneg,
     check_path,
     check_timeout,
     check_url,
-    encode_opts,
+    encode_opt,
     headers_lines,
     round_hash_size,
     to_body,
@@ -213,6 +214,12 @@ class Client:
         tls_client_cert: PathArg = None,
         tls_client_key: PathArg = None,
         tls_ca_path: PathArg = None,
+        curl_follow_redirect: int = 0,
+        tcp_keepalive: int = 0,
+        tcp_ka_idle: int = 0,
+        tcp_ka_interval: int = 0,
+        authmethod: int = 3,
+        max_redirects: int = 10,
     ) -> None:
         self._c: Any = None
         self._closed = True
@@ -240,6 +247,12 @@ class Client:
         cert = check_path("tls_client_cert", tls_client_cert)
         key = check_path("tls_client_key", tls_client_key)
         capath = check_path("tls_ca_path", tls_ca_path)
+        follow = check_flag("curl_follow_redirect", curl_follow_redirect)
+        keepalive = check_flag("tcp_keepalive", tcp_keepalive)
+        ka_idle = check_nonneg("tcp_ka_idle", tcp_ka_idle)
+        ka_interval = check_nonneg("tcp_ka_interval", tcp_ka_interval)
+        auth = check_nonneg("authmethod", authmethod)
+        redirs = check_nonneg("max_redirects", max_redirects)
 
         keep: list[Any] = []
 
@@ -262,6 +275,12 @@ class Client:
         cfg.tls_client_cert = cstr(cert)
         cfg.tls_client_key = cstr(key)
         cfg.tls_ca_path = cstr(capath)
+        cfg.follow_redirect = follow
+        cfg.max_redirects = redirs
+        cfg.tcp_keepalive = keepalive
+        cfg.tcp_ka_idle = ka_idle
+        cfg.tcp_ka_interval = ka_interval
+        cfg.authmethod = auth
         mm = ffi.new("int *")
         err = ffi.new("char[256]")
         ptr = lib.hac_client_new(cfg, mm, err, 256)
@@ -292,6 +311,12 @@ class Client:
                 "tls_client_cert": cert,
                 "tls_client_key": key,
                 "tls_ca_path": capath,
+                "curl_follow_redirect": follow,
+                "tcp_keepalive": keepalive,
+                "tcp_ka_idle": ka_idle,
+                "tcp_ka_interval": ka_interval,
+                "authmethod": auth,
+                "max_redirects": redirs,
             }
         )
         self._closed = False
@@ -355,6 +380,30 @@ class Client:
         return self._params["tls_ca_path"]  # type: ignore[no-any-return]
 
     @property
+    def curl_follow_redirect(self) -> int:
+        return int(self._params["curl_follow_redirect"])
+
+    @property
+    def tcp_keepalive(self) -> int:
+        return int(self._params["tcp_keepalive"])
+
+    @property
+    def tcp_ka_idle(self) -> int:
+        return int(self._params["tcp_ka_idle"])
+
+    @property
+    def tcp_ka_interval(self) -> int:
+        return int(self._params["tcp_ka_interval"])
+
+    @property
+    def authmethod(self) -> int:
+        return int(self._params["authmethod"])
+
+    @property
+    def max_redirects(self) -> int:
+        return int(self._params["max_redirects"])
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -394,7 +443,8 @@ class Client:
         try:
             h._route(h._reply)
         except Exception:
-            self._route_errors += 1
+            with self._cv:  # routes run in many threads at once
+                self._route_errors += 1
             log.exception("route of query %d (%s) raised", h.id, h.url)
 
     # ------------------------------------------------- next-query state
@@ -416,11 +466,11 @@ class Client:
 
     def tls_verify_host(self, verify: int | str) -> None:
         """Verify the server host name on the next query (0/1)."""
-        self._next().verify_host = check_flag("tls_verify_host", verify)
+        self._next().set_opt("tls_verify_host", verify)
 
     def tls_verify_peer(self, verify: int | str) -> None:
         """Verify the server certificate on the next query (0/1)."""
-        self._next().verify_peer = check_flag("tls_verify_peer", verify)
+        self._next().set_opt("tls_verify_peer", verify)
 
     def http_set_timeout(self, timeout: int | str) -> None:
         """Deadline of the next query, ms."""
@@ -436,13 +486,13 @@ class Client:
         self._next().method = check_method(method)
 
     def http_set_tls_client_cert(self, path: PathArg) -> None:
-        self._next().tls_client_cert = check_path("tls_client_cert", path)
+        self._next().set_opt("tls_client_cert", path)
 
     def http_set_tls_client_key(self, path: PathArg) -> None:
-        self._next().tls_client_key = check_path("tls_client_key", path)
+        self._next().set_opt("tls_client_key", path)
 
     def http_set_tls_ca_path(self, path: PathArg) -> None:
-        self._next().tls_ca_path = check_path("tls_ca_path", path)
+        self._next().set_opt("tls_ca_path", path)
 
     # ------------------------------------------------------- submission
     def _check_open(self) -> None:
@@ -463,31 +513,61 @@ class Client:
         method: str | None = None,
         headers: HeadersArg = None,
         timeout: int | None = None,
+        xdata: Any = None,
         tls_verify_host: int | None = None,
         tls_verify_peer: int | None = None,
         tls_client_cert: PathArg = None,
         tls_client_key: PathArg = None,
         tls_ca_path: PathArg = None,
-        xdata: Any = None,
+        authmethod: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive: int | None = None,
+        ka_idle: int | None = None,
+        ka_interval: int | None = None,
+        follow_redirect: int | None = None,
+        max_redirects: int | None = None,
+        http_version: int | None = None,
     ) -> QueryHandle:
         """Send a query; never blocks.  Options set for the next query of
         this thread (seed functions, ``http_req``) apply and are reset;
         keyword arguments override them."""
-        state = self._take_next()
+        opts: dict[str, object] | None = None
+        if not (
+            tls_verify_host is None
+            and tls_verify_peer is None
+            and tls_client_cert is None
+            and tls_client_key is None
+            and tls_ca_path is None
+            and authmethod is None
+            and username is None
+            and password is None
+            and keepalive is None
+            and ka_idle is None
+            and ka_interval is None
+            and follow_redirect is None
+            and max_redirects is None
+            and http_version is None
+        ):
+            given = {
+                "tls_verify_host": tls_verify_host,
+                "tls_verify_peer": tls_verify_peer,
+                "tls_client_cert": tls_client_cert,
+                "tls_client_key": tls_client_key,
+                "tls_ca_path": tls_ca_path,
+                "authmethod": authmethod,
+                "username": username,
+                "password": password,
+                "keepalive": keepalive,
+                "ka_idle": ka_idle,
+                "ka_interval": ka_interval,
+                "follow_redirect": follow_redirect,
+                "max_redirects": max_redirects,
+                "http_version": http_version,
+            }
+            opts = {k: v for k, v in given.items() if v is not None}
         return self._submit(
-            state,
-            url,
-            post_data,
-            route,
-            method,
-            headers,
-            timeout,
-            tls_verify_host,
-            tls_verify_peer,
-            tls_client_cert,
-            tls_client_key,
-            tls_ca_path,
-            xdata,
+            self._take_next(), url, post_data, route, method, headers, timeout, xdata, opts
         )
 
     def _submit(
@@ -499,72 +579,54 @@ class Client:
         method: str | None,
         headers: HeadersArg,
         timeout: int | None,
-        verify_host: int | None,
-        verify_peer: int | None,
-        cert: PathArg,
-        key: PathArg,
-        capath: PathArg,
         xdata: Any,
+        opts: dict[str, object] | None,
     ) -> QueryHandle:
         self._check_open()
         url_b = check_url(url)
         fn = self._resolve_route(route)
-        body = b"" if post_data is None else to_body(post_data)
+        if post_data is not None:
+            body: bytes | None = to_body(post_data)
+        else:
+            body = state.body if state is not None else None
         if method is not None:
             mcode = check_method(method)
         elif state is not None and state.method is not None:
             mcode = state.method
         else:
-            mcode = _M_POST if post_data is not None else _M_GET
+            mcode = _M_POST if body is not None else _M_GET
         tmo = 0
         if timeout is not None:
             tmo = check_timeout("timeout", timeout)
         elif state is not None and state.timeout is not None:
             tmo = state.timeout
-        hdrs = headers_lines(headers)
+        hdrs = headers_lines(headers) if headers is not None else []
+        opt_b = b""
         if state is not None:
             if state.headers:
                 hdrs = state.headers + hdrs
-            vh = state.verify_host if verify_host is None else check_flag("tls_verify_host", verify_host)
-            vp = state.verify_peer if verify_peer is None else check_flag("tls_verify_peer", verify_peer)
-            c_ = check_path("tls_client_cert", cert) if cert is not None else state.tls_client_cert
-            k_ = check_path("tls_client_key", key) if key is not None else state.tls_client_key
-            a_ = check_path("tls_ca_path", capath) if capath is not None else state.tls_ca_path
-            opts = encode_opts(vh, vp, c_, k_, a_)
-        elif (
-            verify_host is None
-            and verify_peer is None
-            and cert is None
-            and key is None
-            and capath is None
-        ):
-            opts = b""
-        else:
-            opts = encode_opts(
-                None if verify_host is None else check_flag("tls_verify_host", verify_host),
-                None if verify_peer is None else check_flag("tls_verify_peer", verify_peer),
-                check_path("tls_client_cert", cert),
-                check_path("tls_client_key", key),
-                check_path("tls_ca_path", capath),
-            )
+            if state.opts or opts:
+                entries = dict(state.opts)
+                if opts:
+                    for name, value in opts.items():
+                        k, entry = encode_opt(name, value)
+                        entries[k] = entry
+                opt_b = b"".join(entries.values())
+        elif opts:
+            opt_b = b"".join(encode_opt(n, v)[1] for n, v in opts.items())
         hdr_b = b"\0".join(hdrs) + b"\0" if hdrs else b""
+        if body is None:
+            body, flags = b"", 0
+        else:
+            flags = _F_BODY
         rid = next(self._ids)
         blob = b"".join(
             (
-                _pack(
-                    rid,
-                    tmo,
-                    mcode,
-                    _F_BODY if post_data is not None else 0,
-                    len(url_b),
-                    len(body),
-                    len(hdr_b),
-                    len(opts),
-                ),
+                _pack(rid, tmo, mcode, flags, len(url_b), len(body), len(hdr_b), len(opt_b)),
                 url_b,
                 body,
                 hdr_b,
-                opts,
+                opt_b,
             )
         )
         loop = asyncio._get_running_loop()
@@ -603,10 +665,7 @@ class Client:
         state = self._take_next()
         suspend = 1 if state is None else state.suspend
         try:
-            h = self._submit(
-                state, url, post_data, route, None, None, None,
-                None, None, None, None, None, None,
-            )
+            h = self._submit(state, url, post_data, route, None, None, None, None, None)
         except (UsageError, ClientClosed) as exc:
             log.error("http_async_query(%r) refused: %s", url, exc)
             return -1
@@ -618,6 +677,23 @@ class Client:
             return zero
         self._wait_handle(h, None)
         return 0
+
+    def http_async_send(self, url: str, route: RouteArg) -> int:
+        """(6.2) Send without ever suspending: 1 when queued, -1 when refused
+        before sending.  The route runs on ``dispatch()`` (or on the loop).
+        The body, if any, comes from ``http_req["body"]``."""
+        return self.http_async_send_xdata(url, route, None)
+
+    def http_async_send_xdata(self, url: str, route: RouteArg, xdata: Any) -> int:
+        """(6.2) ``http_async_send`` carrying any Python object back as the
+        reply's ``xdata`` (the very object, not a copy)."""
+        state = self._take_next()
+        try:
+            self._submit(state, url, None, route, None, None, None, xdata, None)
+        except (UsageError, ClientClosed) as exc:
+            log.error("http_async_send(%r) refused: %s", url, exc)
+            return -1
+        return 1
 
     # ------------------------------------------------------------ pumping
     def _drain_c(self) -> list[Reply]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Union
 
 from ._exceptions import (
@@ -36,6 +35,7 @@ METHODS: dict[str, int] = {
 MAX_URL = 65536
 MAX_HEADER = 65536
 MAX_TIMEOUT_MS = 24 * 3600 * 1000
+MAX_HASH_SIZE = 1 << 24
 
 HeaderLike = Union[str, bytes, "tuple[str, str]"]
 HeadersArg = Union[Mapping[str, str], Iterable[HeaderLike], None]
@@ -81,12 +81,25 @@ def check_url(url: object) -> bytes:
         if scheme.lower() not in ("http", "https"):
             raise InvalidURL(f"URL scheme must be http or https: {text[:200]!r}")
         raise InvalidURL(f"URL has no host: {text[:200]!r}")
+    if not _host(text):
+        raise InvalidURL(f"URL has no host: {text[:200]!r}")
     data = text.encode("utf-8")
     if type(url) is str:
         if len(_url_cache) >= 4096:
             _url_cache.clear()
         _url_cache[url] = data
     return data
+
+
+def _host(url: str) -> str:
+    """The host of a URL that matched _URL_RE (user info and port off)."""
+    authority = url.split("://", 1)[1]
+    for sep in "/?#":
+        authority = authority.split(sep, 1)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else ""
+    return host.split(":", 1)[0]
 
 
 def check_method(method: object) -> int:
@@ -174,18 +187,26 @@ def headers_lines(headers: HeadersArg) -> list[bytes]:
     return [check_header(h) for h in headers]
 
 
-def to_int(name: str, value: object) -> int:
-    """An int from an int or a decimal string (the seed passes strings)."""
+INT_MAX = 2**31 - 1
+
+
+def to_int(name: str, value: object, limit: int = INT_MAX) -> int:
+    """An int from an int or a decimal string (the seed passes strings),
+    within +-limit (what the C side holds)."""
     if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+        v = int(value)
+    elif isinstance(value, int):
+        v = value
+    elif isinstance(value, str):
         try:
-            return int(value.strip(), 10)
+            v = int(value.strip(), 10)
         except ValueError:
             raise InvalidOption(f"{name} must be an integer, got {value!r}") from None
-    raise InvalidOptionType(f"{name} must be an int, not {type(value).__name__}")
+    else:
+        raise InvalidOptionType(f"{name} must be an int, not {type(value).__name__}")
+    if not -limit <= v <= limit:
+        raise InvalidOption(f"{name} out of range: {v}")
+    return v
 
 
 def check_timeout(name: str, value: object) -> int:
@@ -234,31 +255,128 @@ def to_body(value: object) -> bytes:
 
 def round_hash_size(value: object) -> int:
     """The seed's rule: round down to a power of two; < 1 becomes 1."""
-    n = to_int("hash_size", value)
+    n = to_int("hash_size", value, 2**63 - 1)
     if n < 1:
         return 1
+    if n > MAX_HASH_SIZE:
+        raise InvalidOption(f"hash_size must be at most {MAX_HASH_SIZE}, got {n}")
     return 1 << (n.bit_length() - 1)
 
 
-@dataclass
+def check_nonneg(name: str, value: object) -> int:
+    v = to_int(name, value)
+    if v < 0:
+        raise InvalidOption(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def check_text(name: str, value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise InvalidOptionType(f"{name} must be str, not {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidOption(f"{name} contains a NUL byte")
+    return value
+
+
+def check_http_version(name: str, value: object) -> int:
+    v = to_int(name, value)
+    if v not in (0, 1, 2):
+        raise InvalidOption(
+            f"{name} must be 0 (default), 1 (HTTP/2 upgrade) or "
+            f"2 (HTTP/2 prior knowledge), got {v}"
+        )
+    return v
+
+
+def _path_text(name: str, value: object) -> str:
+    path = check_path(name, value)
+    return "" if path is None else path
+
+
+# Per-query options that travel to C in the option list (hac.h HAC_O_*):
+# name -> (key byte, validator).  An empty string value means "none".
+_OPTS: dict[str, tuple[bytes, Any]] = {
+    "tls_verify_host": (bytes([lib.HAC_O_VERIFY_HOST]), check_flag),
+    "tls_verify_peer": (bytes([lib.HAC_O_VERIFY_PEER]), check_flag),
+    "tls_client_cert": (bytes([lib.HAC_O_CLIENT_CERT]), _path_text),
+    "tls_client_key": (bytes([lib.HAC_O_CLIENT_KEY]), _path_text),
+    "tls_ca_path": (bytes([lib.HAC_O_CA_PATH]), _path_text),
+    "authmethod": (bytes([lib.HAC_O_AUTHMETHOD]), check_nonneg),
+    "username": (bytes([lib.HAC_O_USERNAME]), check_text),
+    "password": (bytes([lib.HAC_O_PASSWORD]), check_text),
+    "keepalive": (bytes([lib.HAC_O_KEEPALIVE]), check_flag),
+    "ka_idle": (bytes([lib.HAC_O_KA_IDLE]), check_nonneg),
+    "ka_interval": (bytes([lib.HAC_O_KA_INTERVAL]), check_nonneg),
+    "follow_redirect": (bytes([lib.HAC_O_FOLLOW]), check_flag),
+    "max_redirects": (bytes([lib.HAC_O_MAX_REDIRS]), check_nonneg),
+    "http_version": (bytes([lib.HAC_O_HTTP_VERSION]), check_http_version),
+}
+OPTION_NAMES = tuple(_OPTS)
+
+# Kamailio's other spellings of the same keys
+_ALIASES = {
+    "ka-idle": "ka_idle",
+    "ka-interval": "ka_interval",
+    "tcp_keepalive": "keepalive",
+    "tcp_ka_idle": "ka_idle",
+    "tcp_ka_interval": "ka_interval",
+}
+
+REQ_KEYS = (
+    "all",
+    "hdr",
+    "method",
+    "timeout",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_ca_path",
+    "suspend",
+    "body",
+    "authmethod",
+    "username",
+    "password",
+    "keepalive",
+    "ka_idle",
+    "ka_interval",
+    "follow_redirect",
+    "http_version",
+    *_ALIASES,
+)
+
+
+def encode_opt(name: str, value: object) -> tuple[bytes, bytes]:
+    """(key byte, b"<key><value>\\0") for one per-query option."""
+    key, check = _OPTS[name]
+    v = check(name, value)
+    text = v if isinstance(v, str) else str(int(v))
+    return key, key + os.fsencode(text) + b"\0"
+
+
 class NextQuery:
     """Options of the next query issued by one thread (the seed's
-    per-process state); None means the client's default."""
+    per-process state); absent means the client's default."""
 
-    suspend: int = 1
-    timeout: int | None = None
-    method: int | None = None
-    headers: list[bytes] = field(default_factory=list)
-    verify_host: int | None = None
-    verify_peer: int | None = None
-    tls_client_cert: str | None = None
-    tls_client_key: str | None = None
-    tls_ca_path: str | None = None
+    __slots__ = ("suspend", "timeout", "method", "headers", "body", "opts")
+
+    def __init__(self) -> None:
+        self.suspend = 1
+        self.timeout: int | None = None
+        self.method: int | None = None
+        self.headers: list[bytes] = []
+        self.body: bytes | None = None
+        self.opts: dict[bytes, bytes] = {}
+
+    def set_opt(self, name: str, value: object) -> None:
+        key, entry = encode_opt(name, value)
+        self.opts[key] = entry
 
     def set_key(self, key: str, value: Any) -> None:
         """``$http_req(key) = value``."""
         if not isinstance(key, str):
             raise InvalidOptionType("http_req key must be str")
+        key = _ALIASES.get(key, key)
         if key == "all":
             if value is not None:
                 raise InvalidOption("http_req['all'] only accepts None (reset)")
@@ -271,50 +389,11 @@ class NextQuery:
             self.timeout = check_timeout("timeout", value)
         elif key == "suspend":
             self.suspend = check_flag("suspend", value)
-        elif key in ("tls_client_cert", "tls_client_key", "tls_ca_path"):
-            setattr(self, key, check_path(key, value))
+        elif key == "body":
+            self.body = None if value is None else to_body(value)
+        elif key in _OPTS and key not in ("tls_verify_host", "tls_verify_peer", "max_redirects"):
+            self.set_opt(key, value)
         else:
             raise UnknownRequestKey(
                 f"unknown http_req key {key!r}; known keys: {', '.join(REQ_KEYS)}"
             )
-
-
-REQ_KEYS = (
-    "all",
-    "hdr",
-    "method",
-    "timeout",
-    "tls_client_cert",
-    "tls_client_key",
-    "tls_ca_path",
-    "suspend",
-)
-
-
-def encode_opts(
-    verify_host: int | None,
-    verify_peer: int | None,
-    cert: str | None,
-    key: str | None,
-    capath: str | None,
-) -> bytes:
-    """The per-request option list: b"<key><value>\\0"... (see hac.h)."""
-    parts: list[bytes] = []
-    if verify_host is not None:
-        parts.append(_O_VERIFY_HOST + b"%d\0" % verify_host)
-    if verify_peer is not None:
-        parts.append(_O_VERIFY_PEER + b"%d\0" % verify_peer)
-    if cert is not None:
-        parts.append(_O_CLIENT_CERT + os.fsencode(cert) + b"\0")
-    if key is not None:
-        parts.append(_O_CLIENT_KEY + os.fsencode(key) + b"\0")
-    if capath is not None:
-        parts.append(_O_CA_PATH + os.fsencode(capath) + b"\0")
-    return b"".join(parts)
-
-
-_O_VERIFY_HOST = bytes([lib.HAC_O_VERIFY_HOST])
-_O_VERIFY_PEER = bytes([lib.HAC_O_VERIFY_PEER])
-_O_CLIENT_CERT = bytes([lib.HAC_O_CLIENT_CERT])
-_O_CLIENT_KEY = bytes([lib.HAC_O_CLIENT_KEY])
-_O_CA_PATH = bytes([lib.HAC_O_CA_PATH])

@@ -1,0 +1,253 @@
+"""A private nginx on 127.0.0.1 for HTTP/2 tests (h2c, TLS + ALPN h2, HTTP/1.1).
+
+Everything lives in one temporary directory: configuration, pid file, error
+and access logs, temp paths.  Nothing under /etc/nginx or /var is touched.
+Run by root, the workers still drop to nginx's default user: they need
+nothing from the directory (the master opens the logs and the key, and
+every location is a ``return``).  The access log records ``$connection`` (nginx's connection serial number) so
+a test can count how many TCP connections a batch of requests used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["LogLine", "Nginx", "NginxError", "find_nginx", "free_port"]
+
+HOST = "127.0.0.1"
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+# One field per space; $request_uri never contains a raw space.
+_LOG_FORMAT = "$connection $connection_requests $server_port $server_protocol $status $request_uri"
+
+_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+
+    log_format conns '{fmt}';
+    access_log {d}/access.log conns;
+    default_type text/plain;
+    keepalive_requests 100000;
+    http2_max_concurrent_streams 256;
+
+    # HTTP/2 over cleartext: prior knowledge only (no h2c upgrade in nginx)
+    server {{
+        listen {host}:{h2c_port} http2;
+        location / {{ return 200 "ok"; }}
+    }}
+
+    # HTTPS, HTTP/2 negotiated with ALPN (h2, http/1.1)
+    server {{
+        listen {host}:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ return 200 "ok"; }}
+    }}
+
+    # plain HTTP/1.1
+    server {{
+        listen {host}:{h1_port};
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+class NginxError(RuntimeError):
+    """nginx could not be configured or started."""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One access-log line."""
+
+    connection: int
+    connection_requests: int
+    port: int
+    protocol: str
+    status: int
+    uri: str
+
+
+def find_nginx() -> str | None:
+    """Path of the nginx binary, or None when it is not installed."""
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    """An OS-chosen free TCP port on 127.0.0.1 (bind to 0, then release)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Nginx:
+    """nginx running in the foreground (``daemon off``) from ``directory``."""
+
+    directory: Path
+    cert: Path
+    key: Path
+    binary: str = field(default_factory=lambda: find_nginx() or "nginx")
+    h2c_port: int = 0
+    tls_port: int = 0
+    h1_port: int = 0
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def h2c_url(self) -> str:
+        return f"http://{HOST}:{self.h2c_port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://{HOST}:{self.tls_port}"
+
+    @property
+    def h1_url(self) -> str:
+        return f"http://{HOST}:{self.h1_port}"
+
+    @property
+    def access_log(self) -> Path:
+        return self.directory / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.directory / "error.log"
+
+    def _write_conf(self) -> Path:
+        d = self.directory
+        (d / "tmp").mkdir(parents=True, exist_ok=True)
+        conf = d / "nginx.conf"
+        conf.write_text(
+            _CONF.format(
+                d=d,
+                fmt=_LOG_FORMAT,
+                host=HOST,
+                h2c_port=self.h2c_port,
+                tls_port=self.tls_port,
+                h1_port=self.h1_port,
+                cert=self.cert,
+                key=self.key,
+            )
+        )
+        return conf
+
+    def start(self) -> None:
+        """Write the configuration, start nginx, wait until all ports answer."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ports: set[int] = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        self.h2c_port, self.tls_port, self.h1_port = sorted(ports)
+        conf = self._write_conf()
+        args = [self.binary, "-p", str(self.directory), "-c", str(conf)]
+        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise NginxError(f"nginx -t failed:\n{check.stderr.strip()}")
+        self._proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + _START_TIMEOUT
+        pending = {self.h2c_port, self.tls_port, self.h1_port}
+        while pending:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                raise NginxError(f"nginx exited with {self._proc.returncode}: {err}{self._errors()}")
+            pending = {p for p in pending if not _port_open(p)}
+            if pending and time.monotonic() > deadline:
+                self.stop()
+                raise NginxError(f"nginx did not listen on {sorted(pending)} in time{self._errors()}")
+            if pending:
+                time.sleep(0.05)
+
+    def _errors(self) -> str:
+        try:
+            return "\n" + self.error_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Graceful stop (SIGQUIT), then SIGKILL if it lingers; idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=_STOP_TIMEOUT)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def log_lines(self) -> list[LogLine]:
+        """Every complete line of the access log, parsed."""
+        try:
+            text = self.access_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        out: list[LogLine] = []
+        for line in text.splitlines():
+            parts = line.split(" ")
+            if len(parts) != 6:
+                continue
+            conn, nreq, port, proto, status, uri = parts
+            out.append(LogLine(int(conn), int(nreq), int(port), proto, int(status), uri))
+        return out
+
+    def wait_log(self, marker: str, count: int, timeout: float = 5.0) -> list[LogLine]:
+        """The access-log lines whose URI contains ``marker``, once there are
+        at least ``count`` of them (or whatever is there after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [ln for ln in self.log_lines() if marker in ln.uri]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
+
+    def __enter__(self) -> Nginx:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
