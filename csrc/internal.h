@@ -68,6 +68,9 @@ struct hac_req {
   size_t opt_len;
   bool in_body;
   bool in_multi;               /* added to the multi and the table */
+  bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
+  bool h2_retried;             /* already restarted once with prior knowl. */
+  struct hac_origin *origin;   /* h2c origin this request counts on */
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 64];
   char data[];                 /* url NUL body hdr opt */
@@ -79,6 +82,13 @@ struct hac_sock {
   struct hac_worker *w;
   struct hac_sock *next;
   struct hac_sock *prev;
+};
+
+/* an h2c origin (host:port) a prior-knowledge connection was opened to */
+struct hac_origin {
+  struct hac_origin *next;
+  bool live;
+  char key[];
 };
 
 struct hac_cancel {
@@ -113,6 +123,7 @@ struct hac_worker {
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;
+  struct hac_origin *origins;
   struct hac_req *fin_head;
   struct hac_req *fin_tail;
   bool stopping;
@@ -171,6 +182,11 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
 void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
                    const char *msg);
 void hac_pool_fini(struct hac_worker *w);
+
+/* ---- h2c.c ---- */
+CURLcode hac_h2c_version(struct hac_worker *w, struct hac_req *r);
+bool hac_h2c_retry(struct hac_worker *w, struct hac_req *r, CURLcode rc);
+void hac_h2c_fini(struct hac_worker *w);
 
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);

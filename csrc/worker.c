@@ -267,6 +267,7 @@ void hac_worker_fini(struct hac_worker *w)
 {
   struct hac_req *r;
   release_curl(w);
+  hac_h2c_fini(w);
   while(w->socks) {
     struct hac_sock *sk = w->socks;
     w->socks = sk->next;

@@ -342,7 +342,9 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
     SET(CURLOPT_PIPEWAIT, 1L);
     break;
   case HAC_HTTP_2_PRIOR:
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    rc = hac_h2c_version(w, r);
+    if(rc)
+      return rc;
     SET(CURLOPT_PIPEWAIT, 1L);
     break;
   default:
@@ -423,6 +425,18 @@ static void fill_capture(struct hac_req *r)
   r->res.raw_len = r->buf.len;
 }
 
+/* Run a request again from the start on a fresh easy handle state. */
+static void restart(struct hac_worker *w, struct hac_req *r)
+{
+  detach(w, r);
+  r->buf.len = 0;
+  r->in_body = false;
+  r->errbuf[0] = '\0';
+  r->res.body_off = r->res.reason_off = r->res.reason_len = 0;
+  atomic_fetch_sub_explicit(&w->n_requests, 1, memory_order_relaxed);
+  hac_xfer_start(w, r);
+}
+
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
 {
   static const CURLINFO tinfo[HAC_T_COUNT] = {
@@ -436,6 +450,10 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   long ver = 0;
   int i;
 
+  if(r->origin && hac_h2c_retry(w, r, rc)) {
+    restart(w, r);
+    return;
+  }
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
   r->res.status = (int32_t)code;

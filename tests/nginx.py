@@ -59,6 +59,13 @@ http {{
         location / {{ return 200 "ok"; }}
     }}
 
+    # h2c again, closing idle connections after 1 s
+    server {{
+        listen {host}:{h2c_idle_port} http2;
+        keepalive_timeout 1s;
+        location / {{ return 200 "ok"; }}
+    }}
+
     # HTTPS, HTTP/2 negotiated with ALPN (h2, http/1.1)
     server {{
         listen {host}:{tls_port} ssl http2;
@@ -126,11 +133,17 @@ class Nginx:
     h2c_port: int = 0
     tls_port: int = 0
     h1_port: int = 0
+    h2c_idle_port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
     def h2c_url(self) -> str:
         return f"http://{HOST}:{self.h2c_port}"
+
+    @property
+    def h2c_idle_url(self) -> str:
+        """h2c listener whose idle connections close after 1 s."""
+        return f"http://{HOST}:{self.h2c_idle_port}"
 
     @property
     def tls_url(self) -> str:
@@ -160,6 +173,7 @@ class Nginx:
                 h2c_port=self.h2c_port,
                 tls_port=self.tls_port,
                 h1_port=self.h1_port,
+                h2c_idle_port=self.h2c_idle_port,
                 cert=self.cert,
                 key=self.key,
             )
@@ -170,9 +184,9 @@ class Nginx:
         """Write the configuration, start nginx, wait until all ports answer."""
         self.directory.mkdir(parents=True, exist_ok=True)
         ports: set[int] = set()
-        while len(ports) < 3:
+        while len(ports) < 4:
             ports.add(free_port())
-        self.h2c_port, self.tls_port, self.h1_port = sorted(ports)
+        self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port = sorted(ports)
         conf = self._write_conf()
         args = [self.binary, "-p", str(self.directory), "-c", str(conf)]
         check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
@@ -182,7 +196,7 @@ class Nginx:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + _START_TIMEOUT
-        pending = {self.h2c_port, self.tls_port, self.h1_port}
+        pending = {self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port}
         while pending:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
