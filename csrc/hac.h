@@ -95,6 +95,7 @@ typedef struct hac_config {
   long tcp_ka_idle;            /* s, 0: libcurl's default */
   long tcp_ka_interval;        /* s, 0: libcurl's default */
   long authmethod;             /* CURLAUTH_* bitmask */
+  int64_t max_body_size;       /* bytes, > 0 */
 } hac_config;
 
 /*

@@ -68,6 +68,7 @@ struct hac_req {
   size_t opt_len;
   bool in_body;
   bool in_multi;               /* added to the multi and the table */
+  bool too_big;                /* body passed max_body_size */
   bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
   bool h2_retried;             /* already restarted once with prior knowl. */
   struct hac_origin *origin;   /* h2c origin this request counts on */

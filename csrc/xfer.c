@@ -135,6 +135,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     r->in_body = true;
     r->res.body_off = r->buf.len;
   }
+  if(r->buf.len - r->res.body_off + len >
+     (uint64_t)r->w->c->cfg.max_body_size) {
+    r->too_big = true;
+    return 0;
+  }
   if(hac_buf_add(&r->buf, data, len)) {
     snprintf(r->errbuf, sizeof(r->errbuf), "out of memory for the body");
     return 0;
@@ -234,6 +239,20 @@ static CURLcode set_headers(struct hac_req *r)
   struct curl_slist *l;
   while(p < end) {
     size_t n = strnlen(p, (size_t)(end - p));
+    if(n > 16 && !strncasecmp(p, "accept-encoding:", 16)) {
+      /* let libcurl ask for and decode what the caller accepts */
+      const char *v = p + 16;
+      CURLcode rc;
+      while(*v == ' ' || *v == '\t')
+        v++;
+      if(*v) {
+        rc = curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, v);
+        if(rc)
+          return rc;
+        p += n + 1;
+        continue;
+      }
+    }
     if(n) {
       if(n >= 7 && !strncasecmp(p, "expect", 6) && (p[6] == ':' ||
                                                     p[6] == ';'))
@@ -315,6 +334,7 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   s = opt_str(r, HAC_O_CA_PATH, cfg->tls_ca_path);
   if(s)
     SET(CURLOPT_CAPATH, s);
+  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body_size);
   SET(CURLOPT_FOLLOWLOCATION,
       opt_long(r, HAC_O_FOLLOW, cfg->follow_redirect) ? 1L : 0L);
   SET(CURLOPT_MAXREDIRS, opt_long(r, HAC_O_MAX_REDIRS, cfg->max_redirects));
@@ -475,6 +495,13 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
       snprintf(r->errtext, sizeof(r->errtext), "TIMEOUT: %s (curl error %d)",
                r->errbuf[0] ? r->errbuf : what, (int)rc);
       atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
+    }
+    else if(r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+      snprintf(r->errtext, sizeof(r->errtext),
+               "BODY_TOO_LARGE: response body exceeds max_body_size of "
+               "%lld bytes (curl error %d)",
+               (long long)w->c->cfg.max_body_size, (int)rc);
+      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else {
       if(r->errbuf[0])

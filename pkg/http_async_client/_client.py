@@ -220,6 +220,7 @@ class Client:
         tcp_ka_interval: int = 0,
         authmethod: int = 3,
         max_redirects: int = 10,
+        max_body_size: int = 64 * 1024 * 1024,
     ) -> None:
         self._c: Any = None
         self._closed = True
@@ -253,6 +254,9 @@ class Client:
         ka_interval = check_nonneg("tcp_ka_interval", tcp_ka_interval)
         auth = check_nonneg("authmethod", authmethod)
         redirs = check_nonneg("max_redirects", max_redirects)
+        body_cap = to_int("max_body_size", max_body_size, 2**62)
+        if body_cap < 1:
+            raise InvalidOption(f"max_body_size must be >= 1 byte, got {body_cap}")
 
         keep: list[Any] = []
 
@@ -281,6 +285,7 @@ class Client:
         cfg.tcp_ka_idle = ka_idle
         cfg.tcp_ka_interval = ka_interval
         cfg.authmethod = auth
+        cfg.max_body_size = body_cap
         mm = ffi.new("int *")
         err = ffi.new("char[256]")
         ptr = lib.hac_client_new(cfg, mm, err, 256)
@@ -317,6 +322,7 @@ class Client:
                 "tcp_ka_interval": ka_interval,
                 "authmethod": auth,
                 "max_redirects": redirs,
+                "max_body_size": body_cap,
             }
         )
         self._closed = False
@@ -402,6 +408,10 @@ class Client:
     @property
     def max_redirects(self) -> int:
         return int(self._params["max_redirects"])
+
+    @property
+    def max_body_size(self) -> int:
+        return int(self._params["max_body_size"])
 
     @property
     def closed(self) -> bool:
