@@ -84,7 +84,12 @@ def sanitizer_flags() -> list[str]:
     value = os.environ.get("HAC_SANITIZE", "").strip()
     if not value:
         return []
-    return [f"-fsanitize={value}", "-fno-omit-frame-pointer", "-g"]
+    return [
+        f"-fsanitize={value}",
+        "-fno-sanitize-recover=all",  # any report fails the run
+        "-fno-omit-frame-pointer",
+        "-g",
+    ]
 
 
 include_dirs, library_dirs, _ = build_flags()

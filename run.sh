@@ -3,6 +3,8 @@
 #                       (the CLI; with no URL: load against an embedded
 #                       loopback server)
 # ./run.sh test [ARGS]  the same install and build, then the whole test suite
+# ./run.sh sanitize     the C core built with ASan+UBSan (whole suite) and
+#                       with TSan (the threading tests); any report fails
 # PYTHON=python3.13 ./run.sh test   picks the interpreter (venv .venv-<version>)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,6 +25,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+sanitize() {
+  # A clean copy per build: setuptools would reuse objects built without
+  # the sanitizer flags.
+  local kind=$1 flags=$2 preload=$3
+  shift 3
+  local src venv=".venv-$kind"
+  src=$(mktemp -d)
+  git ls-files -z | xargs -0 cp --parents -t "$src"
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$src[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  (cd "$src" && HAC_SANITIZE=$flags "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
+  rm -rf "$src"
+  echo "run.sh: $kind build ($flags)" >&2
+  env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+}
+
 ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 VENV=${VENV:-.venv-$ver}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -31,5 +51,12 @@ VENV=${VENV:-.venv-$ver}
 
 case "${1:-}" in
   test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  sanitize)
+    shift
+    sanitize asan address,undefined \
+      "$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" tests "$@"
+    sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
+      tests/test_smoke.py tests/test_routes.py tests/test_asyncio.py tests/test_stats.py "$@"
+    ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;
 esac

@@ -1,0 +1,284 @@
+"""Servers for the benchmarks: a private nginx and the 10 ms delay server.
+
+Everything listens on 127.0.0.1 only and lives in one temporary directory
+(configuration, pid file, error log, self-signed certificate, the 64 KiB
+file).  Both servers are pinned to core 0 (``taskset -c 0``) when the
+machine has two cores or more; the clients run on core 1.
+
+nginx (one worker, ``worker_cpu_affinity``, access log off, keep-alive for
+1,000,000 requests per connection) serves:
+
+- ``/``      200 "ok" (2 bytes)
+- ``/post``  200 "ok" to a POST (the 1 KiB body is read and discarded)
+- ``/64k``   a 64 KiB static file
+
+on a cleartext HTTP/1.1 port, an HTTPS port (HTTP/1.1 only: no ``http2`` on
+the listener, so every client speaks HTTP/1.1 over TLS) and an h2c port
+(HTTP/2 with prior knowledge, used by ``many.py``).
+
+nginx-light has no echo module, so the slow endpoint is ``slow_server.py``:
+a small asyncio server (uvloop when importable) pinned to core 0 that
+answers each request 10 ms after reading it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+SERVER_CORE = 0
+CLIENT_CORE = 1
+
+_NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+worker_cpu_affinity {affinity};
+worker_rlimit_nofile 200000;
+pid {d}/nginx.pid;
+error_log {d}/error.log error;
+
+events {{
+    worker_connections 65000;
+    multi_accept on;
+}}
+
+http {{
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_max_body_size 1m;
+    client_body_buffer_size 64k;
+    sendfile on;
+    tcp_nodelay on;
+    open_file_cache max=16;
+    http2_max_concurrent_streams 1000;
+    http2_max_requests 1000000;
+
+    server {{
+        listen {host}:{http_port} backlog=4096;
+        listen {host}:{https_port} ssl backlog=4096;
+        listen {host}:{h2c_port} http2 backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_session_cache shared:bench:1m;
+        root {d}/www;
+
+        location = / {{ return 200 "ok"; }}
+        location = /post {{ return 200 "ok"; }}
+        location = /64k {{ }}
+    }}
+}}
+"""
+
+
+class ServerError(RuntimeError):
+    """A benchmark server could not be configured or started."""
+
+
+def pinning_available() -> bool:
+    """True when taskset exists and cores 0 and 1 are both usable."""
+    if shutil.which("taskset") is None or not hasattr(os, "sched_getaffinity"):
+        return False
+    cpus = os.sched_getaffinity(0)
+    return SERVER_CORE in cpus and CLIENT_CORE in cpus
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    """``argv`` under ``taskset -c core`` (unchanged when pinning is unavailable)."""
+    if pinning_available():
+        return ["taskset", "-c", str(core), *argv]
+    return argv
+
+
+def free_port() -> int:
+    """An OS-chosen free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file limit to its hard limit; returns it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA-2048 certificate for 127.0.0.1 (openssl CLI)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cmd = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+        "-keyout", str(key), "-out", str(cert), "-days", "2",
+        "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise ServerError(f"openssl failed: {res.stderr.strip()}")
+    return cert, key
+
+
+def _wait_ports(proc: subprocess.Popen[bytes], ports: list[int], what: str, log: Path | None) -> None:
+    deadline = time.monotonic() + 10.0
+    pending = set(ports)
+    while pending:
+        if proc.poll() is not None:
+            extra = log.read_text(errors="replace") if log and log.exists() else ""
+            raise ServerError(f"{what} exited with {proc.returncode}\n{extra}")
+        pending = {p for p in pending if not port_open(p)}
+        if pending:
+            if time.monotonic() > deadline:
+                raise ServerError(f"{what} did not listen on {sorted(pending)} in time")
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Servers:
+    """nginx and the delay server, started together (context manager)."""
+
+    delay_ms: float = 10.0
+    nginx: str = field(default_factory=lambda: shutil.which("nginx") or "/usr/sbin/nginx")
+    python: str = sys.executable
+    directory: Path | None = None
+    http_port: int = 0
+    https_port: int = 0
+    h2c_port: int = 0
+    slow_port: int = 0
+    _nginx: subprocess.Popen[bytes] | None = None
+    _slow: subprocess.Popen[bytes] | None = None
+    _own_dir: bool = False
+
+    @property
+    def http(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    @property
+    def https(self) -> str:
+        return f"https://{HOST}:{self.https_port}"
+
+    @property
+    def h2c(self) -> str:
+        return f"http://{HOST}:{self.h2c_port}"
+
+    @property
+    def slow(self) -> str:
+        return f"http://{HOST}:{self.slow_port}"
+
+    def start(self, slow: bool = True) -> Servers:
+        """Write the configuration, start nginx (and the delay server)."""
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="hac-bench-"))
+            self._own_dir = True
+        d = self.directory
+        # run as root, nginx's worker drops privileges: it must read www/64k
+        os.chmod(d, 0o755)
+        (d / "tmp").mkdir(exist_ok=True)
+        www = d / "www"
+        www.mkdir(exist_ok=True)
+        (www / "64k").write_bytes(bytes(range(256)) * 256)
+        os.chmod(www, 0o755)
+        os.chmod(www / "64k", 0o644)
+        cert, key = make_cert(d)
+        ports: list[int] = []
+        while len(ports) < 4:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.http_port, self.https_port, self.h2c_port, self.slow_port = ports
+        affinity = "1" if pinning_available() else "auto"
+        conf = d / "nginx.conf"
+        conf.write_text(
+            _NGINX_CONF.format(
+                d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
+                h2c_port=self.h2c_port, cert=cert, key=key, affinity=affinity,
+            )
+        )
+        base = [self.nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)]
+        check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise ServerError(f"nginx -t failed:\n{check.stderr.strip()}")
+        self._nginx = subprocess.Popen(
+            pinned(SERVER_CORE, base), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_ports(self._nginx, [self.http_port, self.https_port, self.h2c_port],
+                    "nginx", d / "error.log")
+        if slow:
+            argv = [self.python, str(HERE / "slow_server.py"), str(self.slow_port), str(self.delay_ms)]
+            self._slow = subprocess.Popen(
+                pinned(SERVER_CORE, argv), stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            _wait_ports(self._slow, [self.slow_port], "slow_server.py", None)
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and remove the directory; idempotent."""
+        if self._slow is not None:
+            if self._slow.stdin:
+                self._slow.stdin.close()  # EOF on stdin: the server exits
+            _stop(self._slow, signal.SIGTERM)
+            self._slow = None
+        _stop(self._nginx, signal.SIGQUIT)
+        self._nginx = None
+        if self._own_dir and self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self) -> Servers:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
