@@ -5,6 +5,8 @@
  *   {"requests":..,"errors":..,"seconds":..,"rps":..,"p50_us":..,"p99_us":..}
  *
  * usage: ceiling URL N CONC [SECONDS] [POST_BYTES]
+ * environment: CEILING_INSECURE=1 turns TLS verification off (self-signed
+ * benchmark certificate).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -32,6 +34,7 @@ static long total, sent, done, errors, conc;
 static double deadline, *lat;
 static char *post;
 static long post_len;
+static int insecure;
 
 static double now(void)
 {
@@ -55,6 +58,10 @@ static void start(struct xfer *x)
   curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, sink);
   curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 5000L);
+  if(insecure) { /* CEILING_INSECURE=1: self-signed benchmark certificate */
+    curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   if(post) {
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, post_len);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, post);
@@ -166,6 +173,7 @@ int main(int argc, char **argv)
     return 2;
   }
   url = argv[1];
+  insecure = getenv("CEILING_INSECURE") && *getenv("CEILING_INSECURE") == '1';
   total = atol(argv[2]);
   conc = atol(argv[3]);
   if(argc > 4)

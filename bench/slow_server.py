@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 
 _RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: bench-slow\r\nContent-Type: text/plain\r\n"
@@ -34,8 +35,7 @@ class SlowHTTP(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -90,16 +90,15 @@ async def serve(port: int, delay: float) -> None:
         if not stop.done():
             stop.set_result(None)
 
-    def on_stdin() -> None:
+    def watch_stdin() -> None:
         try:
-            data = sys.stdin.buffer.raw.read(4096)  # type: ignore[attr-defined]
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(sys.stdin.fileno())
-            done()
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        loop.call_soon_threadsafe(done)
 
-    loop.add_reader(sys.stdin.fileno(), on_stdin)
+    threading.Thread(target=watch_stdin, daemon=True).start()
     loop.add_signal_handler(signal.SIGTERM, done)
     server = await loop.create_server(
         lambda: SlowHTTP(delay), "127.0.0.1", port, backlog=4096, reuse_address=True

@@ -14,7 +14,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Certs", "CertGenerationError", "make_certs", "server_context"]
+__all__ = [
+    "Certs",
+    "CertGenerationError",
+    "make_certs",
+    "make_expired_cert",
+    "server_context",
+]
 
 _DAYS = "30"
 
@@ -194,6 +200,58 @@ def make_certs(directory: Path, key_type: str = "ec") -> Certs:
         wronghost_key=wrong_key,
         capath=capath,
     )
+
+
+# `openssl ca` reads its database settings from here; the certificate's
+# extensions still come from the [server] section of the main config.
+_CA_CONFIG = """\
+[ca]
+default_ca = backdating_ca
+
+[backdating_ca]
+dir = .
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+email_in_dn = no
+
+[policy_any]
+commonName = supplied
+"""
+
+
+def make_expired_cert(
+    certs: Certs,
+    name: str = "expired",
+    startdate: str = "20200101000000Z",
+    enddate: str = "20200102000000Z",
+    key_type: str = "ec",
+) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1/localhost, issued by the test CA,
+    valid only from ``startdate`` to ``enddate`` (default: one day in 2020).
+
+    ``openssl x509 -req`` cannot back-date in OpenSSL 3.0 (no ``-not_before``
+    / ``-not_after`` before 3.4), so this goes through ``openssl ca`` with a
+    throw-away database.  Returns ``(cert, key)``.
+    """
+    d = certs.directory
+    work = d / f"{name}-ca"
+    work.mkdir(exist_ok=True)
+    (work / "ca.cnf").write_text(_CA_CONFIG)
+    (work / "index.txt").write_text("")
+    (work / "serial").write_text(f"{secrets.randbits(63) | 1:016X}\n")
+    key, cert, csr = d / f"{name}.key", d / f"{name}.pem", work / f"{name}.csr"
+    _genkey(key, key_type)
+    _openssl("req", "-new", "-config", d / "openssl.cnf", "-key", key,
+             "-subj", "/CN=localhost", "-out", csr, cwd=work)
+    _openssl("ca", "-batch", "-config", work / "ca.cnf", "-cert", certs.ca_cert,
+             "-keyfile", certs.ca_key, "-in", csr, "-out", cert, "-notext",
+             "-startdate", startdate, "-enddate", enddate,
+             "-extfile", d / "openssl.cnf", "-extensions", "server", cwd=work)
+    return cert, key
 
 
 def server_context(

@@ -90,6 +90,13 @@ _WAIT, _LOOP, _STREAM = 1, 2, 3
 _live: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
+class _ThreadState(threading.local):
+    """Per-thread "next query" options; the class attribute makes the
+    common no-options lookup a plain attribute read, not an exception."""
+
+    next: NextQuery | None = None
+
+
 class QueryHandle:
     """A submitted query: its id, an awaitable, ``result()`` and ``cancel()``."""
 
@@ -339,7 +346,7 @@ class Client:
         self._loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
         self._routes: dict[str, Route] = {}
         self._route_errors = 0
-        self._local = threading.local()
+        self._local = _ThreadState()
         self.http_req = HttpReq(self)
         _live.add(self)
 
@@ -459,15 +466,16 @@ class Client:
 
     # ------------------------------------------------- next-query state
     def _next(self) -> NextQuery:
-        state: NextQuery | None = getattr(self._local, "next", None)
+        state = self._local.next
         if state is None:
             state = self._local.next = NextQuery()
         return state
 
     def _take_next(self) -> NextQuery | None:
-        state: NextQuery | None = getattr(self._local, "next", None)
+        local = self._local
+        state = local.next
         if state is not None:
-            self._local.next = None
+            local.next = None
         return state
 
     def http_async_suspend(self, suspend: int | str) -> None:
