@@ -431,6 +431,7 @@ CLIENTS: dict[str, Callable[[Load], None]] = {
     "ours-thr-w1": lambda ld: ours_threads(ld, 1),
     "ours-thr-w2": lambda ld: ours_threads(ld, 2),
     "pycurl-multi": pycurl_multi,
+    "pycurl-multi-sys": pycurl_multi,  # same loop; PYTHONPATH picks a pycurl built on Debian's libcurl
     "aiohttp": lambda ld: aiohttp_run(ld, False),
     "aiohttp-uvloop": lambda ld: aiohttp_run(ld, True),
     "httpx": httpx_run,
