@@ -94,6 +94,9 @@ def sanitizer_flags() -> list[str]:
 
 include_dirs, library_dirs, _ = build_flags()
 san = sanitizer_flags()
+macros = [("HAC_VERSION_STR", f'"{read_version()}"')]
+if os.environ.get("HAC_FAULT_INJECTION"):  # test builds: failing allocations
+    macros.append(("HAC_FAULT_INJECTION", "1"))
 ffibuilder = FFI()
 ffibuilder.cdef(read_cdef())
 ffibuilder.set_source(
@@ -103,7 +106,7 @@ ffibuilder.set_source(
     include_dirs=[str(CSRC), *include_dirs],
     library_dirs=library_dirs,
     libraries=["curl", "ev", "pthread"],
-    define_macros=[("HAC_VERSION_STR", f'"{read_version()}"')],
+    define_macros=macros,
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *san],
     extra_link_args=san,
 )

@@ -35,7 +35,7 @@ sanitize() {
   git ls-files -z | xargs -0 cp --parents -t "$src"
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$src[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
-  (cd "$src" && HAC_SANITIZE=$flags "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
+  (cd "$src" && HAC_SANITIZE=$flags HAC_FAULT_INJECTION=1 "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
   rm -rf "$src"
   echo "run.sh: $kind build ($flags)" >&2
   env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
@@ -56,7 +56,7 @@ case "${1:-}" in
     sanitize asan address,undefined \
       "$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
       tests --deselect tests/test_leaks.py::test_valgrind_no_definite_leaks "$@"
-    sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
+    HAC_TEST_SCALE=0.1 sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
       tests/test_smoke.py tests/test_routes.py tests/test_asyncio.py tests/test_stats.py "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;

@@ -13,8 +13,9 @@ nginx (one worker, ``worker_cpu_affinity``, access log off, keep-alive for
 - ``/64k``   a 64 KiB static file
 
 on a cleartext HTTP/1.1 port, an HTTPS port (HTTP/1.1 only: no ``http2`` on
-the listener, so every client speaks HTTP/1.1 over TLS) and an h2c port
-(HTTP/2 with prior knowledge, used by ``many.py``).
+the listener, so every client speaks HTTP/1.1 over TLS), an HTTPS port with
+HTTP/2 (ALPN h2, up to 1000 streams per connection, used by ``many.py``)
+and an h2c port (HTTP/2 with prior knowledge).
 
 nginx-light has no echo module, so the slow endpoint is ``slow_server.py``:
 a small asyncio server (uvloop when importable) pinned to core 0 that
@@ -77,6 +78,7 @@ http {{
         listen {host}:{http_port} backlog=4096;
         listen {host}:{https_port} ssl backlog=4096;
         listen {host}:{h2c_port} http2 backlog=4096;
+        listen {host}:{h2_port} ssl http2 backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_session_cache shared:bench:1m;
@@ -140,10 +142,10 @@ def raise_nofile() -> int:
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed RSA-2048 certificate for 127.0.0.1 (openssl CLI)."""
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (openssl CLI)."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     cmd = [
-        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
         "-keyout", str(key), "-out", str(cert), "-days", "2",
         "-subj", "/CN=127.0.0.1",
         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
@@ -190,6 +192,7 @@ class Servers:
     http_port: int = 0
     https_port: int = 0
     h2c_port: int = 0
+    h2_port: int = 0
     slow_port: int = 0
     _nginx: subprocess.Popen[bytes] | None = None
     _slow: subprocess.Popen[bytes] | None = None
@@ -206,6 +209,10 @@ class Servers:
     @property
     def h2c(self) -> str:
         return f"http://{HOST}:{self.h2c_port}"
+
+    @property
+    def h2(self) -> str:
+        return f"https://{HOST}:{self.h2_port}"
 
     @property
     def slow(self) -> str:
@@ -227,17 +234,17 @@ class Servers:
         os.chmod(www / "64k", 0o644)
         cert, key = make_cert(d)
         ports: list[int] = []
-        while len(ports) < 4:
+        while len(ports) < 5:
             p = free_port()
             if p not in ports:
                 ports.append(p)
-        self.http_port, self.https_port, self.h2c_port, self.slow_port = ports
+        self.http_port, self.https_port, self.h2c_port, self.h2_port, self.slow_port = ports
         affinity = "1" if pinning_available() else "auto"
         conf = d / "nginx.conf"
         conf.write_text(
             _NGINX_CONF.format(
                 d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
-                h2c_port=self.h2c_port, cert=cert, key=key, affinity=affinity,
+                h2c_port=self.h2c_port, h2_port=self.h2_port, cert=cert, key=key, affinity=affinity,
             )
         )
         base = [self.nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)]
@@ -248,7 +255,7 @@ class Servers:
             pinned(SERVER_CORE, base), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        _wait_ports(self._nginx, [self.http_port, self.https_port, self.h2c_port],
+        _wait_ports(self._nginx, [self.http_port, self.https_port, self.h2c_port, self.h2_port],
                     "nginx", d / "error.log")
         if slow:
             argv = [self.python, str(HERE / "slow_server.py"), str(self.slow_port), str(self.delay_ms)]

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [f"{base}/", f"{base}/bytes/2000", f"{base}/", "http://127.0.0.1:9/", f"{base}/delay/200"]
     checkpoint = min(50_000, args.total)
     rss_at_checkpoint = 0
+    series: list[tuple[int, int]] = []
+    step = max(1, args.total // 10)
     seen = sent = 0
     limit = time.monotonic() + args.max_seconds
     t0 = time.monotonic()
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 seen += 1
                 if seen == checkpoint:
                     rss_at_checkpoint = rss_kib()
+                if seen % step == 0:
+                    series.append((seen, rss_kib()))
                 if sent < args.total and time.monotonic() < limit:
                     submit()
             stats = client.stats()
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_kib_at_50k": rss_at_checkpoint,
         "rss_kib_end": rss_end,
         "growth_percent": round(growth, 2),
+        "rss_kib_series": series,
         "stats": stats,
     }
     print(json.dumps(report))

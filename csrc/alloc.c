@@ -21,6 +21,34 @@ static int mm_mode = HAC_MM_SYS;
 static atomic_uint_least64_t mem_in_use;
 static atomic_uint_least64_t mem_peak;
 
+#ifdef HAC_FAULT_INJECTION
+static atomic_long fault_nth = -1;
+static atomic_long fault_seen;
+
+static bool fault_now(void)
+{
+  atomic_fetch_add_explicit(&fault_seen, 1, memory_order_relaxed);
+  if(atomic_load_explicit(&fault_nth, memory_order_relaxed) < 0)
+    return false;
+  return atomic_fetch_sub_explicit(&fault_nth, 1, memory_order_relaxed) == 0;
+}
+
+long hac_fault_inject(long nth)
+{
+  long seen = atomic_exchange(&fault_seen, 0);
+  atomic_store(&fault_nth, nth);
+  return seen;
+}
+#define FAULT() fault_now()
+#else
+long hac_fault_inject(long nth)
+{
+  (void)nth;
+  return -1;
+}
+#define FAULT() false
+#endif
+
 static void account_add(size_t n)
 {
   uint64_t now = atomic_fetch_add_explicit(&mem_in_use, n,
@@ -109,23 +137,36 @@ static char *acc_strdup(const char *s)
   return p;
 }
 
+/*
+ * The core's own allocations.  Fault injection targets these, not
+ * libcurl's: libcurl 7.88 itself hangs a transfer or raises SIGFPE on some
+ * failed allocations, which no caller can repair.
+ */
 void *hac_malloc(size_t n)
 {
+  if(FAULT())
+    return NULL;
   return mm_mode == HAC_MM_SHM ? acc_malloc(n) : malloc(n);
 }
 
 void *hac_calloc(size_t nmemb, size_t n)
 {
+  if(FAULT())
+    return NULL;
   return mm_mode == HAC_MM_SHM ? acc_calloc(nmemb, n) : calloc(nmemb, n);
 }
 
 void *hac_realloc(void *p, size_t n)
 {
+  if(n && FAULT())
+    return NULL;
   return mm_mode == HAC_MM_SHM ? acc_realloc(p, n) : realloc(p, n);
 }
 
 char *hac_strdup(const char *s)
 {
+  if(FAULT())
+    return NULL;
   return mm_mode == HAC_MM_SHM ? acc_strdup(s) : strdup(s);
 }
 

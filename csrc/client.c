@@ -231,6 +231,10 @@ void hac_close(hac_client *c)
   if(!atomic_exchange(&c->closed, true) && getpid() == c->pid) {
     for(i = 0; i < c->nworkers; i++)
       hac_worker_stop(&c->workers[i]);
+    /* stopped workers take no submission or cancel: free loops and fds */
+    for(i = 0; i < c->nworkers; i++)
+      if(!c->workers[i].started)
+        hac_worker_release(&c->workers[i]);
   }
   pthread_mutex_unlock(&c->close_lock);
 }

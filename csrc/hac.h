@@ -183,6 +183,12 @@ void hac_close(hac_client *c);
 /* Close if needed and free the client. */
 void hac_destroy(hac_client *c);
 
+/* Test builds (-DHAC_FAULT_INJECTION): make the nth allocation the core
+   itself makes from now fail (n < 0: never).  Returns how many
+   allocations were attempted since the previous call, or -1 in builds
+   without fault injection. */
+long hac_fault_inject(long nth);
+
 /* CDEF END */
 
 #endif /* HAC_H */

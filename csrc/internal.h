@@ -23,6 +23,10 @@
 #define HAC_VERSION_STR "unknown"
 #endif
 
+/* the watchdog ends a transfer libcurl failed to end this long (ms) after
+   its deadline */
+#define HAC_GRACE_MS 2000
+
 /* idle keep-alive connections each worker's multi handle may keep */
 #define HAC_MAXCONNECTS 1024
 
@@ -69,9 +73,14 @@ struct hac_req {
   bool in_body;
   bool in_multi;               /* added to the multi and the table */
   bool too_big;                /* body passed max_body_size */
+  bool hdr_done;               /* the blank line ending the headers came */
+  bool cl_seen;
+  uint64_t cl;                 /* Content-Length of the last response */
+  const char *bad;             /* why the response is malformed, or NULL */
   bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
   bool h2_retried;             /* already restarted once with prior knowl. */
   struct hac_origin *origin;   /* h2c origin this request counts on */
+  ev_timer guard;               /* watchdog: deadline + grace */
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 64];
   char data[];                 /* url NUL body hdr opt */
@@ -125,6 +134,10 @@ struct hac_worker {
   size_t cappool;
   struct hac_sock *socks;
   struct hac_origin *origins;
+  CURL *oom[16];                /* transfers whose socket we could not
+                                   watch (out of memory): failed after the
+                                   libcurl call returns */
+  int noom;
   struct hac_req *fin_head;
   struct hac_req *fin_tail;
   bool stopping;
@@ -192,7 +205,9 @@ void hac_h2c_fini(struct hac_worker *w);
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);
 void hac_worker_stop(struct hac_worker *w);
+void hac_worker_release(struct hac_worker *w);
 void hac_worker_fini(struct hac_worker *w);
 void hac_worker_finish(struct hac_worker *w, struct hac_req *r);
+void hac_worker_fail_oom(struct hac_worker *w);
 
 #endif /* HAC_INTERNAL_H */

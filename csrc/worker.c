@@ -26,6 +26,18 @@ static void check_done(struct hac_worker *w)
   }
 }
 
+void hac_worker_fail_oom(struct hac_worker *w)
+{
+  while(w->noom) {
+    char *priv = NULL;
+    CURL *e = w->oom[--w->noom];
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    if(priv && ((struct hac_req *)(void *)priv)->in_multi)
+      hac_xfer_fail(w, (struct hac_req *)(void *)priv, 0,
+                    "out of memory watching a socket");
+  }
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
   struct hac_sock *sk = io->data;
@@ -36,6 +48,7 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
   int running;
   (void)loop;
   curl_multi_socket_action(w->multi, fd, action, &running);
+  hac_worker_fail_oom(w);
   check_done(w);
 }
 
@@ -46,6 +59,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
   (void)loop;
   (void)revents;
   curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  hac_worker_fail_oom(w);
   check_done(w);
 }
 
@@ -88,8 +102,12 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
     ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
   if(!sk) {
     sk = hac_calloc(1, sizeof(*sk));
-    if(!sk)
-      return -1;
+    if(!sk) {
+      /* unwatched, this transfer would hang: fail it once libcurl returns */
+      if(w->noom < (int)(sizeof(w->oom) / sizeof(w->oom[0])))
+        w->oom[w->noom++] = e;
+      return 0; /* libcurl 7.88 mishandles -1; the request is ended instead */
+    }
     sk->w = w;
     sk->next = w->socks;
     if(w->socks)
@@ -262,10 +280,10 @@ void hac_worker_stop(struct hac_worker *w)
   w->started = false;
 }
 
-/* Free what hac_worker_start() made; the thread is not running. */
-void hac_worker_fini(struct hac_worker *w)
+/* After the thread ended: free libcurl's and libev's parts, with their
+   fds (close() returns with them released). */
+void hac_worker_release(struct hac_worker *w)
 {
-  struct hac_req *r;
   release_curl(w);
   hac_h2c_fini(w);
   while(w->socks) {
@@ -278,6 +296,13 @@ void hac_worker_fini(struct hac_worker *w)
   if(w->loop)
     ev_loop_destroy(w->loop);
   w->loop = NULL;
+}
+
+/* Free what hac_worker_start() made; the thread is not running. */
+void hac_worker_fini(struct hac_worker *w)
+{
+  struct hac_req *r;
+  hac_worker_release(w);
   hac_table_fini(w);
   /* submissions a never-started worker still holds */
   while((r = w->sub_head)) {

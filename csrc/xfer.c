@@ -108,6 +108,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     const char *end = data + len;
     r->buf.len = 0;
     r->res.reason_off = r->res.reason_len = 0;
+    r->hdr_done = false;
+    r->cl_seen = false;
     if(p) {
       p++;
       while(p < end && *p >= '0' && *p <= '9')
@@ -119,6 +121,19 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         p++;
       r->res.reason_len = (size_t)(p - data) - r->res.reason_off;
     }
+  }
+  else if((len == 2 && data[0] == '\r' && data[1] == '\n') ||
+          (len == 1 && data[0] == '\n'))
+    r->hdr_done = true;
+  else if(len > 15 && !strncasecmp(data, "content-length:", 15)) {
+    /* RFC 9112 6.3: differing lengths make the message unusable */
+    uint64_t v = strtoull(data + 15, NULL, 10);
+    if(r->cl_seen && v != r->cl) {
+      r->bad = "conflicting Content-Length values";
+      return 0;
+    }
+    r->cl_seen = true;
+    r->cl = v;
   }
   if(hac_buf_add(&r->buf, data, len)) {
     snprintf(r->errbuf, sizeof(r->errbuf), "out of memory for headers");
@@ -386,6 +401,18 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   return rc;
 }
 
+/* libcurl did not end the transfer by its deadline (it can lose one after
+   a failed allocation): end it here so that every request gets a reply */
+static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+  struct hac_req *r = t->data;
+  (void)loop;
+  (void)revents;
+  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT,
+                "TIMEOUT: libcurl did not end the transfer by its deadline "
+                "(watchdog)");
+}
+
 void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
 {
   CURLcode rc;
@@ -414,6 +441,12 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
   }
   r->in_multi = true;
   hac_table_add(w, r);
+  ev_timer_init(&r->guard, guard_cb,
+                (double)((r->timeout_ms > 0 ? r->timeout_ms :
+                          w->c->cfg.connection_timeout) + HAC_GRACE_MS) /
+                1000.0, 0.);
+  r->guard.data = r;
+  ev_timer_start(w->loop, &r->guard);
   atomic_fetch_add_explicit(&w->n_requests, 1, memory_order_relaxed);
 }
 
@@ -425,6 +458,7 @@ static void detach(struct hac_worker *w, struct hac_req *r)
   if(!r->easy)
     return;
   if(r->in_multi) {
+    ev_timer_stop(w->loop, &r->guard);
     curl_multi_remove_handle(w->multi, r->easy);
     hac_table_del(w, r);
     r->in_multi = false;
@@ -479,7 +513,16 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   r->res.status = (int32_t)code;
   r->res.http_version = (int32_t)ver;
   r->res.curl_code = (int32_t)rc;
-  if(rc == CURLE_OK) {
+  if(rc == CURLE_OK && !r->hdr_done)
+    /* libcurl 7.88 takes a close inside the headers for a whole reply */
+    r->bad = "the connection closed inside the response headers";
+  if(r->bad) {
+    snprintf(r->errtext, sizeof(r->errtext),
+             "BAD_RESPONSE: %s (curl error %d)", r->bad, (int)rc);
+    r->res.err = r->errtext;
+    atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
+  }
+  else if(rc == CURLE_OK) {
     r->res.flags = HAC_R_OK;
     for(i = 0; i < HAC_T_COUNT; i++) {
       curl_off_t t = 0;
@@ -532,6 +575,8 @@ void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
   r->res.err = r->errtext;
   if(rflags & HAC_R_CANCELLED)
     atomic_fetch_add_explicit(&w->n_cancelled, 1, memory_order_relaxed);
+  else if(rflags & HAC_R_TIMEOUT)
+    atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
   else
     atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
   fill_capture(r);

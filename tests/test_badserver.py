@@ -683,8 +683,14 @@ def test_many_bad_servers_at_once(raw_server_factory: RawServerFactory) -> None:
 
 
 def test_close_releases_every_fd(fresh_http_server: HTTPTestServer) -> None:
-    """close() (not garbage collection) releases every fd the client opened:
-    connections, the completion eventfd and each worker's loop."""
+    """close() (not garbage collection) releases every fd the client opened
+    (connections, each worker's loop and wake-up fds) except its one
+    completion eventfd, which lives as long as the Client object so that a
+    thread still polling it can never poll a reused fd number; dropping the
+    client releases that one too."""
+    import gc
+
+    gc.collect()
     base = FdBaseline()
     client = hac.Client(workers=2, connection_timeout=DEADLINE_MS)
     try:
@@ -692,4 +698,9 @@ def test_close_releases_every_fd(fresh_http_server: HTTPTestServer) -> None:
         assert reply.ok, reply.err
     finally:
         client.close()
-    base.assert_back(None, "after close() with the client still referenced")
+    deadline = time.monotonic() + FD_SETTLE
+    while base.excess() != {"anon_inode:[eventfd]": 1} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert base.excess() == {"anon_inode:[eventfd]": 1}
+    del client
+    base.assert_back(None, "after the closed client was dropped")

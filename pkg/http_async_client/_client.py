@@ -187,10 +187,14 @@ class HttpReq:
     __slots__ = ("_client",)
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        # weak: no reference cycle keeps a dropped client (and its fd) alive
+        self._client = weakref.ref(client)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._client._next().set_key(key, value)
+        client = self._client()
+        if client is None:
+            raise ClientClosed("the client is gone")
+        client._next().set_key(key, value)
 
     def __getitem__(self, key: str) -> Any:
         raise TypeError("http_req is write-only, as $http_req in the seed")

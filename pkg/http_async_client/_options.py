@@ -120,9 +120,13 @@ def header_line(name: str, value: str) -> bytes:
     """'Name: value' from a pair; an empty value sends the header empty."""
     if not isinstance(name, str) or not isinstance(value, str):
         raise InvalidOptionType("header name and value must be str")
+    if len(name) + len(value) + 2 > MAX_HEADER:
+        raise InvalidHeader(f"header longer than {MAX_HEADER} characters")
     _check_name(name)
     _check_value(name, value)
-    line = f"{name};" if value == "" else f"{name}: {value}"
+    # libcurl reads "Name:" plus blanks as "remove": an empty value is sent
+    # with the 'Name;' form instead
+    line = f"{name};" if not value.strip(" \t") else f"{name}: {value}"
     return line.encode("latin-1", "strict") if line.isascii() else _encode(line)
 
 
@@ -184,7 +188,14 @@ def headers_lines(headers: HeadersArg) -> list[bytes]:
         return [header_line(k, v) for k, v in headers.items()]
     if isinstance(headers, (str, bytes)):
         return [check_header(headers)]
-    return [check_header(h) for h in headers]
+    try:
+        items = iter(headers)
+    except TypeError:
+        raise InvalidOptionType(
+            f"headers must be a mapping or an iterable of header lines, "
+            f"not {type(headers).__name__}"
+        ) from None
+    return [check_header(h) for h in items]
 
 
 INT_MAX = 2**31 - 1
@@ -275,8 +286,10 @@ def check_text(name: str, value: object) -> str:
         value = value.decode("utf-8")
     if not isinstance(value, str):
         raise InvalidOptionType(f"{name} must be str, not {type(value).__name__}")
-    if "\x00" in value:
-        raise InvalidOption(f"{name} contains a NUL byte")
+    bad = _BAD_VALUE.search(value)
+    if bad:
+        # libcurl puts user names into Digest headers verbatim
+        raise InvalidOption(f"{name} contains control character {bad.group()!r}")
     return value
 
 

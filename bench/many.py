@@ -1,0 +1,187 @@
+"""100,000 queries at once to one client: completion, wall time, memory.
+
+usage: many.py [-n 100000] [--protocol h2|h1|h2c] [--limit SECONDS] [--out FILE]
+
+One Client (workers=1, connection_timeout=60000 ms) against the bench nginx
+on 127.0.0.1.  All N queries are submitted in one burst, then drained with
+``completions()``.  Memory is sampled
+
+- before: after one warm-up query (libcurl initialised, a connection open),
+- peak: right after the last ``query()`` returned (most requests are still
+  queued for the worker or in flight),
+- after: once every reply has been drained (the client still open),
+- closed: after ``close()``,
+
+as ``stats()["mem_in_use"]`` (the accounted allocator: the C core and, with
+the default memory_manager "shm", libcurl) and the process RSS.  The figure
+of merit is (peak - before) / N bytes per request for both (target < 2 KiB);
+``mem_peak`` (the allocator's high-water mark, which includes libcurl's
+per-transfer buffers once the worker has handed the requests to libcurl) is
+reported beside it.
+
+Default protocol h2: HTTPS with HTTP/2 negotiated by ALPN, so the burst is
+multiplexed over a few connections (nginx allows 1000 streams each).  N
+concurrent HTTP/1.1 transfers would need N sockets to one address and port
+(more than the ~28k ephemeral ports and the open-file limit), and h2c with
+prior knowledge trips libcurl 7.88's connection-reuse bug (curl issue 10634)
+under this load.  The run is bounded: ``--limit`` seconds (default 300),
+after which the client is closed and the remaining requests are cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import CLIENT_CORE, HERE, Servers, pinning_available, raise_nofile
+
+TARGET = 2048
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def sample(client: Any) -> dict[str, int]:
+    """mem_in_use, mem_peak, queued, requests handed to libcurl, RSS."""
+    s = client.stats()
+    return {
+        "mem_in_use": s["mem_in_use"],
+        "mem_peak": s["mem_peak"],
+        "queued": s["queued"],
+        "handed_to_libcurl": s["requests"],
+        "inflight": s["inflight"],
+        "rss": rss_bytes(),
+    }
+
+
+def run(n: int, protocol: str, limit: float) -> dict[str, Any]:
+    """Submit n queries at once, drain them, return the measurements."""
+    import http_async_client as hac
+    from http_async_client._ffi import CURL_VERSION
+
+    nofile = raise_nofile()
+    if pinning_available():  # before the worker thread starts: it inherits core 1
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    out: dict[str, Any] = {"n": n, "protocol": protocol, "libcurl": CURL_VERSION,
+                           "nofile": nofile, "workers": 1, "connection_timeout_ms": 60000}
+    with Servers() as srv:
+        url = {"h2": srv.h2, "h1": srv.http, "h2c": srv.h2c}[protocol] + "/"
+        kw: dict[str, Any] = {"http_version": 2} if protocol == "h2c" else {}
+        out["url"] = url
+        client = hac.Client(workers=1, connection_timeout=60000, tls_verify_peer=0, tls_verify_host=0)
+        try:
+            warm = client.query(url, **kw).result(timeout=30)
+            if not (warm.ok and warm.status == 200):
+                raise RuntimeError(f"warm-up query failed: {warm.err or warm.status}")
+            before = sample(client)
+            query = client.query
+            t0 = time.perf_counter()
+            for _ in range(n):
+                query(url, **kw)
+            t_submit = time.perf_counter() - t0
+            peak = sample(client)
+            ok = 0
+            errors: collections.Counter[str] = collections.Counter()
+            versions: collections.Counter[str] = collections.Counter()
+            deadline = t0 + limit
+            stopped = False
+            try:
+                for r in client.completions(timeout=60):
+                    if r.ok and r.status == 200:
+                        ok += 1
+                        versions[r.http_version] += 1
+                    else:
+                        errors[(r.err or f"status {r.status}")[:120]] += 1
+                    if time.perf_counter() > deadline:
+                        stopped = True
+                        break
+            except hac.WaitTimeout:
+                stopped = True
+            wall = time.perf_counter() - t0
+            after = sample(client)
+        finally:
+            client.close()
+        closed = {"mem_in_use": client.stats().get("mem_in_use", 0), "rss": rss_bytes()}
+    out.update(
+        ok=ok,
+        errors=sum(errors.values()),
+        error_kinds=errors.most_common(5),
+        http_versions=dict(versions),
+        stopped_at_limit=stopped,
+        submit_seconds=round(t_submit, 3),
+        wall_seconds=round(wall, 3),
+        rps=round(ok / wall, 1) if wall else 0.0,
+        before=before,
+        peak=peak,
+        after=after,
+        closed=closed,
+        per_request_accounted=round((peak["mem_in_use"] - before["mem_in_use"]) / n, 1),
+        per_request_rss=round((peak["rss"] - before["rss"]) / n, 1),
+        per_request_mem_peak=round((after["mem_peak"] - before["mem_in_use"]) / n, 1),
+        target_bytes=TARGET,
+    )
+    out["pass"] = (ok == n and out["per_request_accounted"] < TARGET
+                   and out["per_request_rss"] < TARGET)
+    return out
+
+
+def report(r: dict[str, Any]) -> str:
+    """Human-readable summary."""
+    mib = 1024 * 1024
+
+    def row(name: str, s: dict[str, int]) -> str:
+        extra = ""
+        if "queued" in s:
+            extra = f"  queued {s['queued']:>6}  handed to libcurl {s['handed_to_libcurl']:>6}"
+        return (f"  {name:<8} accounted {s['mem_in_use'] / mib:9.1f} MiB  "
+                f"RSS {s['rss'] / mib:9.1f} MiB{extra}")
+
+    lines = [
+        f"many.py: {r['n']:,} queries at once, one client (workers=1), {r['protocol']} {r['url']}",
+        f"  {r['libcurl'].split()[0]}; completed ok {r['ok']:,}, errors {r['errors']}"
+        + (" (stopped at the time limit)" if r["stopped_at_limit"] else ""),
+        f"  submit {r['submit_seconds']:.2f} s, wall {r['wall_seconds']:.2f} s ({r['rps']:,.0f} replies/s)",
+        row("before", r["before"]),
+        row("peak", r["peak"]),
+        row("after", r["after"]),
+        row("closed", r["closed"]),
+        f"  per request at the submit peak: accounted {r['per_request_accounted']:,.0f} B, "
+        f"RSS {r['per_request_rss']:,.0f} B (target < {r['target_bytes']} B): "
+        + ("PASS" if r["pass"] else "FAIL"),
+        f"  allocator high-water mark (incl. libcurl's per-transfer state): "
+        f"{r['per_request_mem_peak']:,.0f} B per request",
+    ]
+    for err, count in r["error_kinds"]:
+        lines.append(f"  error x{count}: {err}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", type=int, default=100_000)
+    p.add_argument("--protocol", choices=("h2", "h1", "h2c"), default="h2")
+    p.add_argument("--limit", type=float, default=300.0, help="max seconds for the whole burst")
+    p.add_argument("--out", default=str(HERE / "results" / "many.json"))
+    a = p.parse_args(argv)
+    if a.n < 1 or a.n > 1_000_000:
+        p.error("-n must be in 1..1000000")
+    r = run(a.n, a.protocol, a.limit)
+    print(report(r))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=1))
+    print(f"wrote {out}")
+    return 0 if r["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
