@@ -35,8 +35,15 @@ sanitize() {
   git ls-files -z | xargs -0 cp --parents -t "$src"
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$src[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
-  (cd "$src" && HAC_SANITIZE=$flags HAC_FAULT_INJECTION=1 "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
+  rm -rf "$src/build" "$src"/*.egg-info "$src"/pkg/*.egg-info
+  (cd "$src" && HAC_SANITIZE=$flags HAC_FAULT_INJECTION=1 "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
   rm -rf "$src"
+  # refuse to "pass" with an uninstrumented build
+  local so
+  so=$("$venv/bin/python" -c 'import http_async_client._native as m; print(m.__file__)')
+  ldd "$so" | grep -q "lib${kind}" || { echo "run.sh: $so is not built with $flags" >&2; exit 1; }
+  "$venv/bin/python" -c 'from http_async_client._ffi import lib; assert lib.hac_fault_inject(-1) >= 0' ||
+    { echo "run.sh: $so lacks fault injection" >&2; exit 1; }
   echo "run.sh: $kind build ($flags)" >&2
   env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \

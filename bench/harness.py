@@ -46,12 +46,12 @@ daemon off;
 master_process on;
 worker_processes 1;
 worker_cpu_affinity {affinity};
-worker_rlimit_nofile 200000;
+worker_rlimit_nofile {nofile};
 pid {d}/nginx.pid;
 error_log {d}/error.log error;
 
 events {{
-    worker_connections 65000;
+    worker_connections {conns};
     multi_accept on;
 }}
 
@@ -240,11 +240,17 @@ class Servers:
                 ports.append(p)
         self.http_port, self.https_port, self.h2c_port, self.h2_port, self.slow_port = ports
         affinity = "1" if pinning_available() else "auto"
+        import resource
+
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if nofile == resource.RLIM_INFINITY or nofile > 1_048_576:
+            nofile = 1_048_576
         conf = d / "nginx.conf"
         conf.write_text(
             _NGINX_CONF.format(
                 d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
                 h2c_port=self.h2c_port, h2_port=self.h2_port, cert=cert, key=key, affinity=affinity,
+                nofile=nofile, conns=max(1024, min(65000, nofile - 64)),
             )
         )
         base = [self.nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)]

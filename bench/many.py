@@ -6,25 +6,29 @@ One Client (workers=1, connection_timeout=60000 ms) against the bench nginx
 on 127.0.0.1.  All N queries are submitted in one burst, then drained with
 ``completions()``.  Memory is sampled
 
-- before: after one warm-up query (libcurl initialised, a connection open),
+- before: the client created, its worker idle (no connection yet),
 - peak: right after the last ``query()`` returned (most requests are still
   queued for the worker or in flight),
 - after: once every reply has been drained (the client still open),
 - closed: after ``close()``,
 
-as ``stats()["mem_in_use"]`` (the accounted allocator: the C core and, with
-the default memory_manager "shm", libcurl) and the process RSS.  The figure
-of merit is (peak - before) / N bytes per request for both (target < 2 KiB);
-``mem_peak`` (the allocator's high-water mark, which includes libcurl's
-per-transfer buffers once the worker has handed the requests to libcurl) is
-reported beside it.
+as ``stats()["mem_in_use"]`` (the accounted allocator) and the process RSS.
+To count the memory *beyond libcurl's own*, libcurl is initialised first
+(``curl_global_init`` through ctypes, plain malloc), so the accounted
+allocator holds only the C core's allocations (queued request blobs,
+request records, reply buffers); ``--account-libcurl`` skips that and lets
+libcurl allocate through it too (the package's default "shm" mode).  RSS
+counts everything: Python's handles, the core and libcurl.  The figure of
+merit is (peak - before) / N bytes per request for both (target < 2 KiB);
+the peak sample also says how many requests the worker had already handed
+to libcurl, whose per-transfer state lands in RSS.
 
 Default protocol h2: HTTPS with HTTP/2 negotiated by ALPN, so the burst is
 multiplexed over a few connections (nginx allows 1000 streams each).  N
 concurrent HTTP/1.1 transfers would need N sockets to one address and port
 (more than the ~28k ephemeral ports and the open-file limit), and h2c with
 prior knowledge trips libcurl 7.88's connection-reuse bug (curl issue 10634)
-under this load.  The run is bounded: ``--limit`` seconds (default 300),
+under this load.  The run is bounded: ``--limit`` seconds (default 120),
 after which the client is closed and the remaining requests are cancelled.
 """
 
@@ -32,9 +36,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
+import ctypes.util
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,10 +51,37 @@ from harness import CLIENT_CORE, HERE, Servers, pinning_available, raise_nofile
 TARGET = 2048
 
 
+_STATM = os.open("/proc/self/statm", os.O_RDONLY)  # opened once: the burst may exhaust fds
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def rss_bytes() -> int:
     """Resident set size of this process."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return int(os.pread(_STATM, 256, 0).split()[1]) * _PAGE
+
+
+class FdWatch:
+    """Samples this process's open file descriptors every 0.25 s (max kept)."""
+
+    def __init__(self) -> None:
+        self.max = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                self.max = max(self.max, len(os.listdir("/proc/self/fd")))
+            except OSError:  # out of descriptors right now: that is the max
+                self.max = max(self.max, -1)
+
+    def __enter__(self) -> FdWatch:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
 
 
 def sample(client: Any) -> dict[str, int]:
@@ -63,51 +97,57 @@ def sample(client: Any) -> dict[str, int]:
     }
 
 
-def run(n: int, protocol: str, limit: float) -> dict[str, Any]:
+def run(n: int, protocol: str, limit: float, account_libcurl: bool, pin: bool) -> dict[str, Any]:
     """Submit n queries at once, drain them, return the measurements."""
     import http_async_client as hac
     from http_async_client._ffi import CURL_VERSION
 
     nofile = raise_nofile()
-    if pinning_available():  # before the worker thread starts: it inherits core 1
-        os.sched_setaffinity(0, {CLIENT_CORE})
     out: dict[str, Any] = {"n": n, "protocol": protocol, "libcurl": CURL_VERSION,
-                           "nofile": nofile, "workers": 1, "connection_timeout_ms": 60000}
+                           "nofile": nofile, "workers": 1, "connection_timeout_ms": 60000,
+                           "libcurl_accounted": account_libcurl, "pinned": pin}
+    if not account_libcurl:
+        # libcurl initialised first with malloc: the accounted allocator then
+        # holds the C core's own allocations only ("beyond libcurl's own")
+        ctypes.CDLL(ctypes.util.find_library("curl") or "libcurl.so.4").curl_global_init(3)
+    if pin and pinning_available():  # before the worker thread starts: it inherits core 1
+        os.sched_setaffinity(0, {CLIENT_CORE})
     with Servers() as srv:
         url = {"h2": srv.h2, "h1": srv.http, "h2c": srv.h2c}[protocol] + "/"
         kw: dict[str, Any] = {"http_version": 2} if protocol == "h2c" else {}
         out["url"] = url
         client = hac.Client(workers=1, connection_timeout=60000, tls_verify_peer=0, tls_verify_host=0)
         try:
-            warm = client.query(url, **kw).result(timeout=30)
-            if not (warm.ok and warm.status == 200):
-                raise RuntimeError(f"warm-up query failed: {warm.err or warm.status}")
+            time.sleep(0.2)  # the worker thread is up and idle
             before = sample(client)
             query = client.query
-            t0 = time.perf_counter()
-            for _ in range(n):
-                query(url, **kw)
-            t_submit = time.perf_counter() - t0
-            peak = sample(client)
-            ok = 0
-            errors: collections.Counter[str] = collections.Counter()
-            versions: collections.Counter[str] = collections.Counter()
-            deadline = t0 + limit
-            stopped = False
-            try:
-                for r in client.completions(timeout=60):
-                    if r.ok and r.status == 200:
-                        ok += 1
-                        versions[r.http_version] += 1
-                    else:
-                        errors[(r.err or f"status {r.status}")[:120]] += 1
-                    if time.perf_counter() > deadline:
-                        stopped = True
-                        break
-            except hac.WaitTimeout:
-                stopped = True
-            wall = time.perf_counter() - t0
-            after = sample(client)
+            watch = FdWatch()
+            with watch:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    query(url, **kw)
+                t_submit = time.perf_counter() - t0
+                peak = sample(client)
+                ok = 0
+                errors: collections.Counter[str] = collections.Counter()
+                versions: collections.Counter[str] = collections.Counter()
+                deadline = t0 + limit
+                stopped = False
+                try:
+                    for r in client.completions(timeout=60):
+                        if r.ok and r.status == 200:
+                            ok += 1
+                            versions[r.http_version] += 1
+                        else:
+                            errors[(r.err or f"status {r.status}")[:120]] += 1
+                        if time.perf_counter() > deadline:
+                            stopped = True
+                            break
+                except hac.WaitTimeout:
+                    stopped = True
+                wall = time.perf_counter() - t0
+                after = sample(client)
+            out["max_open_fds"] = watch.max
         finally:
             client.close()
         closed = {"mem_in_use": client.stats().get("mem_in_use", 0), "rss": rss_bytes()}
@@ -149,7 +189,8 @@ def report(r: dict[str, Any]) -> str:
         f"many.py: {r['n']:,} queries at once, one client (workers=1), {r['protocol']} {r['url']}",
         f"  {r['libcurl'].split()[0]}; completed ok {r['ok']:,}, errors {r['errors']}"
         + (" (stopped at the time limit)" if r["stopped_at_limit"] else ""),
-        f"  submit {r['submit_seconds']:.2f} s, wall {r['wall_seconds']:.2f} s ({r['rps']:,.0f} replies/s)",
+        f"  submit {r['submit_seconds']:.2f} s, wall {r['wall_seconds']:.2f} s ({r['rps']:,.0f} replies/s); "
+        f"open fds max {r['max_open_fds']:,} (limit {r['nofile']:,})",
         row("before", r["before"]),
         row("peak", r["peak"]),
         row("after", r["after"]),
@@ -169,12 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=100_000)
     p.add_argument("--protocol", choices=("h2", "h1", "h2c"), default="h2")
-    p.add_argument("--limit", type=float, default=300.0, help="max seconds for the whole burst")
+    p.add_argument("--limit", type=float, default=120.0, help="max seconds for the whole burst")
+    p.add_argument("--account-libcurl", action="store_true",
+                   help="let libcurl allocate through the accounted allocator too")
+    p.add_argument("--pin", action="store_true", help="run the client on core 1 only")
     p.add_argument("--out", default=str(HERE / "results" / "many.json"))
     a = p.parse_args(argv)
     if a.n < 1 or a.n > 1_000_000:
         p.error("-n must be in 1..1000000")
-    r = run(a.n, a.protocol, a.limit)
+    r = run(a.n, a.protocol, a.limit, a.account_libcurl, a.pin)
     print(report(r))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,15 +87,19 @@ def _fds() -> int:
 
 
 def _threads() -> int:
+    """Native threads Python's threading does not know: the C workers (the
+    in-process test servers' threads come and go and are not counted)."""
     import os
+    import threading
 
-    return len(os.listdir("/proc/self/task"))
+    known = {t.native_id for t in threading.enumerate()}
+    return len({int(t) for t in os.listdir("/proc/self/task")} - known)
 
 
 def _settle(probe, target: int, seconds: float = 3.0) -> int:
     deadline = time.monotonic() + seconds
     value = probe()
-    while value != target and time.monotonic() < deadline:
+    while value > target and time.monotonic() < deadline:
         time.sleep(0.02)
         value = probe()
     return value
@@ -124,8 +128,8 @@ def test_close_with_1000_in_flight(loopback: str) -> None:
     assert client.stats()["cancelled"] == 1000
     del client, handles, reply
     gc.collect()
-    assert _settle(_threads, threads) == threads
-    assert _settle(_fds, fds) == fds
+    assert _settle(_threads, threads) <= threads
+    assert _settle(_fds, fds) <= fds
 
 
 def test_cancel_at_random_points_leaves_nothing(loopback: str) -> None:
@@ -155,7 +159,7 @@ def test_cancel_at_random_points_leaves_nothing(loopback: str) -> None:
         assert sum(r.cancelled for r in replies) == stats["cancelled"] > 0
     del client, handles, replies, h
     gc.collect()
-    assert _settle(_fds, fds) == fds
+    assert _settle(_fds, fds) <= fds
 
 
 def test_blocking_route_and_slow_consumer_lose_nothing(http_server) -> None:
