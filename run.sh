@@ -40,9 +40,11 @@ sanitize() {
   rm -rf "$src"
   # refuse to "pass" with an uninstrumented build
   local so
-  so=$("$venv/bin/python" -c 'import http_async_client._native as m; print(m.__file__)')
-  ldd "$so" | grep -q "lib${kind}" || { echo "run.sh: $so is not built with $flags" >&2; exit 1; }
-  "$venv/bin/python" -c 'from http_async_client._ffi import lib; assert lib.hac_fault_inject(-1) >= 0' ||
+  so=$(env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$venv/bin/python" -c \
+    'import http_async_client._native as m; print(m.__file__)')
+  grep -q "lib${kind}" <<<"$(ldd "$so")" || { echo "run.sh: $so is not built with $flags" >&2; exit 1; }
+  env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$venv/bin/python" -c \
+    'from http_async_client._ffi import lib; assert lib.hac_fault_inject(-1) >= 0' ||
     { echo "run.sh: $so lacks fault injection" >&2; exit 1; }
   echo "run.sh: $kind build ($flags)" >&2
   env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
