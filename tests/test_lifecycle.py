@@ -40,7 +40,7 @@ def test_fork_child_gets_clear_error_parent_unaffected(http_server) -> None:
     code = f"""
         import os, http_async_client as hac
         url = "{http_server.url}/echo"
-        c = hac.Client()
+        c = hac.Client(connection_timeout=5000)  # a loaded machine is slow
         assert c.query(url).result(5).status == 200
         pid = os.fork()
         if pid == 0:
@@ -50,7 +50,7 @@ def test_fork_child_gets_clear_error_parent_unaffected(http_server) -> None:
             except hac.ClientClosed as exc:
                 assert "after fork" in str(exc), exc
             assert c.http_async_query(url, None) == -1
-            fresh = hac.Client()
+            fresh = hac.Client(connection_timeout=5000)
             r = fresh.query(url).result(5)
             fresh.close()
             os._exit(0 if r.status == 200 else 4)

@@ -8,7 +8,7 @@ import http_async_client as hac
 
 
 def test_get_echo(http_server):
-    with hac.Client() as client:
+    with hac.Client(connection_timeout=5000) as client:
         reply = client.query(f"{http_server.url}/echo").result(timeout=5)
     assert reply.ok and reply.err is None
     assert reply.status == 200 and reply.reason == "OK"
