@@ -120,6 +120,7 @@ class Options:
     out: Path
     png: bool
     quick: bool
+    plot_only: bool = False
     tmp: Path = field(default_factory=lambda: Path("/tmp"))
 
 
@@ -352,7 +353,7 @@ def plot(summary: dict[str, dict[str, Any]], o: Options, path: Path, subtitle: s
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 0.33 * len(o.clients) * rows + 1.6 * rows),
                              squeeze=False)
-    for ax, w in zip(axes.flat, o.workloads):
+    for ax, w in zip(list(axes.flat)[:n], o.workloads, strict=True):
         labels, vals, errs_lo, errs_hi, cs = [], [], [], [], []
         for c in o.clients:
             row = summary[w.key][c.key]
@@ -370,16 +371,17 @@ def plot(summary: dict[str, dict[str, Any]], o: Options, path: Path, subtitle: s
         ax.set_title(w.title, fontsize=9)
         ax.set_xlabel("requests/s (median of rounds; bars: min-max)", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
-        top = max(vals) if vals and max(vals) > 0 else 1.0
-        for y, (c, v) in enumerate(zip(o.clients, vals)):
+        top = max(v + h for v, h in zip(vals, errs_hi, strict=True)) if vals else 1.0
+        top = top if top > 0 else 1.0
+        for y, (c, v, hi) in enumerate(zip(o.clients, vals, errs_hi, strict=True)):
             row = summary[w.key][c.key]
             text = "n/a" if "rps" not in row else f"{v:,.0f}  p50 {_ms(row.get('p50_us'))} ms"
-            ax.text(v + top * 0.01, y, text, va="center", fontsize=6)
+            ax.text(v + hi + top * 0.015, y, text, va="center", fontsize=6)
         ax.set_xlim(0, top * 1.35)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(f"http_async_client benchmarks - {subtitle}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return f"wrote {path}"
@@ -423,7 +425,8 @@ def meta(o: Options) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "pinning": "servers on core 0, clients on core 1" if pinning_available() else "none (fewer than 2 cores)",
         "versions": versions,
-        "our_libcurl": _version_of([o.python, "-c", "from http_async_client._ffi import CURL_VERSION; print(CURL_VERSION)"]),
+        "our_libcurl": _version_of(
+            [o.python, "-c", "from http_async_client._ffi import CURL_VERSION; print(CURL_VERSION)"]),
         "pycurl_wheel": _version_of([o.python, "-c", "import pycurl; print(pycurl.version)"]),
         "pycurl_sys": _version_of([o.python, "-c", "import pycurl; print(pycurl.version)"], env),
         "nginx": _version_of([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
@@ -433,9 +436,11 @@ def meta(o: Options) -> dict[str, Any]:
         "seconds_per_run": o.seconds,
         "reference": REF,
         "slow_server": "bench/slow_server.py (asyncio Protocol, uvloop if importable), core 0",
-        "tls": "HTTPS port is HTTP/1.1 only (no http2 on the listener); self-signed ECDSA P-256; every client runs with verification off",
+        "tls": ("HTTPS port is HTTP/1.1 only (no http2 on the listener); self-signed ECDSA P-256; "
+                "every client runs with verification off"),
         "latency": "submit -> whole reply in the client's hands, per request; wrk: its own --latency distribution",
         "rps": "good replies (status 200, expected body size) per second",
+        "wrk_note": "runs -t1 for whole seconds (at least 1 s); no request-count bound, the time bounds it",
     }
 
 
@@ -450,6 +455,7 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--ceiling", default=str(HERE / ".build" / "ceiling"))
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--no-png", action="store_true")
+    p.add_argument("--plot-only", action="store_true", help="redraw latest.png from latest.json")
     a = p.parse_args(argv)
     rounds = a.rounds if a.rounds is not None else (1 if a.quick else 3)
     seconds = a.seconds if a.seconds is not None else (0.5 if a.quick else 3.0)
@@ -471,13 +477,24 @@ def parse_args(argv: list[str] | None) -> Options:
     return Options(
         rounds=rounds, seconds=seconds, workloads=pick(a.workloads, WORKLOADS), clients=clients,
         ceiling=a.ceiling, wrk=shutil.which("wrk"), python=sys.executable, out=Path(a.out),
-        png=not a.no_png, quick=a.quick,
+        png=not a.no_png, quick=a.quick, plot_only=a.plot_only,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     o = parse_args(argv)
     o.out.mkdir(parents=True, exist_ok=True)
+    if o.plot_only:
+        doc = json.loads((o.out / "latest.json").read_text())
+        keys_w = [w["key"] for w in doc["workloads"]]
+        keys_c = [c["key"] for c in doc["clients"]]
+        o.workloads = [w for w in WORKLOADS if w.key in keys_w]
+        o.clients = [c for c in CLIENTS if c.key in keys_c]
+        m = doc["meta"]
+        sub = (f"{m['mode']} run, median of {m['rounds']} round(s), "
+               f"{m['seconds_per_run']:g} s per run, {m['date']}")
+        print(plot(doc["summary"], o, o.out / "latest.png", sub))
+        return 0
     runs: list[Run] = []
     skip: set[str] = set()
     n_runs = o.rounds * len(o.workloads) * len(o.clients)
@@ -487,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr, flush=True)
     t_start = time.monotonic()
     info = meta(o)
+    info["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
     with Servers() as srv:
         assert srv.directory is not None
         o.tmp = srv.directory
@@ -507,12 +525,14 @@ def main(argv: list[str] | None = None) -> int:
                              if r.result else f"n/a ({(r.error or '')[:100]})")
                     print(f"[round {rnd}] {w.key:<7} {c.key:<17} {shown}", file=sys.stderr, flush=True)
     info["total_seconds"] = round(time.monotonic() - t_start, 1)
-    info["loadavg_end"] = os.getloadavg()
+    info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarize(runs, o)
     title = (f"{'quick' if o.quick else 'full'} run, median of {o.rounds} round(s), "
              f"{o.seconds:g} s per run, {info['date']}")
     text = table(summary, o)
     print(f"\n{title}; requests/s = good replies/s; x ours = req/s / {REF}")
+    print(f"servers on core 0, clients on core 1; load average 1 min at start {info['loadavg_start'][0]}, "
+          f"at end {info['loadavg_end'][0]}; wrk runs whole seconds ({max(1, round(o.seconds))} s)")
     print(text)
     doc = {
         "meta": info,

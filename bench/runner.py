@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import sys
 import threading
@@ -186,7 +185,7 @@ def ours_asyncio(load: Load, workers: int) -> None:
 
         async def one() -> bool:
             r = await query(url, body)
-            return r.ok and r.status == 200 and r.bs == expect
+            return bool(r.ok and r.status == 200 and r.bs == expect)
 
         await drive(load, one)
 
