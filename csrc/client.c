@@ -51,6 +51,10 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
     snprintf(errbuf, errlen, "hash_size must be a power of two");
     return NULL;
   }
+  if(cfg->max_connections < 1) {
+    snprintf(errbuf, errlen, "max_connections must be > 0");
+    return NULL;
+  }
   if(cfg->max_body_size < 1) {
     snprintf(errbuf, errlen, "max_body_size must be > 0");
     return NULL;

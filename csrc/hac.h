@@ -96,6 +96,7 @@ typedef struct hac_config {
   long tcp_ka_interval;        /* s, 0: libcurl's default */
   long authmethod;             /* CURLAUTH_* bitmask */
   int64_t max_body_size;       /* bytes, > 0 */
+  long max_connections;        /* per worker, > 0: more transfers queue */
 } hac_config;
 
 /*

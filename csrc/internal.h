@@ -27,9 +27,6 @@
    its deadline */
 #define HAC_GRACE_MS 2000
 
-/* idle keep-alive connections each worker's multi handle may keep */
-#define HAC_MAXCONNECTS 1024
-
 /* ---- alloc.c: the allocator libcurl and the core share ---- */
 int hac_global_init(int want_mm, int *effective);
 void *hac_malloc(size_t n);
@@ -81,6 +78,11 @@ struct hac_req {
   bool h2_retried;             /* already restarted once with prior knowl. */
   struct hac_origin *origin;   /* h2c origin this request counts on */
   ev_timer guard;               /* watchdog: deadline + grace */
+  double deadline;             /* ev_now() + timeout, set on arrival */
+  long run_ms;                 /* CURLOPT_TIMEOUT_MS: what is left */
+  bool waiting;                /* in the worker's admission queue */
+  struct hac_req *wnext;
+  struct hac_req *wprev;
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 64];
   char data[];                 /* url NUL body hdr opt */
@@ -134,6 +136,9 @@ struct hac_worker {
   size_t cappool;
   struct hac_sock *socks;
   struct hac_origin *origins;
+  size_t active;                /* transfers handed to libcurl */
+  struct hac_req *wait_head;    /* admitted when active < max_connections */
+  struct hac_req *wait_tail;
   CURL *oom[16];                /* transfers whose socket we could not
                                    watch (out of memory): failed after the
                                    libcurl call returns */
@@ -191,7 +196,9 @@ void hac_table_fini(struct hac_worker *w);
 /* ---- xfer.c ---- */
 struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
 void hac_req_free(struct hac_req *r);
+void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_start(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_promote(struct hac_worker *w);
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
 void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
                    const char *msg);

@@ -138,10 +138,13 @@ static void flush(struct hac_worker *w)
 
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
+  struct hac_worker *w = p->data;
   (void)loop;
   (void)revents;
-  if(((struct hac_worker *)p->data)->fin_head)
-    flush(p->data);
+  if(w->wait_head && !w->stopping)
+    hac_xfer_promote(w);
+  if(w->fin_head)
+    flush(w);
 }
 
 void hac_worker_finish(struct hac_worker *w, struct hac_req *r)
@@ -186,7 +189,7 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
     if(stop)
       hac_xfer_fail(w, sub, HAC_R_CANCELLED, "CANCELLED: client closed");
     else
-      hac_xfer_start(w, sub);
+      hac_xfer_admit(w, sub);
     sub = next;
   }
   while(cancels) {
@@ -245,7 +248,12 @@ int hac_worker_start(struct hac_worker *w)
   curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, (void *)w);
   /* libcurl's default cache (4 x the handles added right now) shrinks as a
      burst drains and closes the connections the next burst needs */
-  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)HAC_MAXCONNECTS);
+  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
+                    w->c->cfg.max_connections);
+  /* a burst larger than this waits in libcurl for a connection instead of
+     opening sockets until the process runs out of fds */
+  curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    w->c->cfg.max_connections);
 
   ev_init(&w->timer, timer_cb);
   w->timer.data = w;

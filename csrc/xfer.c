@@ -11,6 +11,8 @@
 
 static const char empty[] = "";
 
+#define HAC_PRESIZE_MAX (1024 * 1024)
+
 /* ---------------------------------------------------------------- parse */
 
 struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used)
@@ -123,8 +125,20 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     }
   }
   else if((len == 2 && data[0] == '\r' && data[1] == '\n') ||
-          (len == 1 && data[0] == '\n'))
+          (len == 1 && data[0] == '\n')) {
     r->hdr_done = true;
+    /* a known length: room for the body at once, no regrowth; bounded so
+       that a lying server cannot make us reserve max_body_size per request */
+    if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX &&
+       r->buf.cap - r->buf.len < r->cl + len) {
+      size_t cap = r->buf.len + len + (size_t)r->cl;
+      char *p = hac_realloc(r->buf.p, cap);
+      if(p) {
+        r->buf.p = p;
+        r->buf.cap = cap;
+      }
+    }
+  }
   else if(len > 15 && !strncasecmp(data, "content-length:", 15)) {
     /* RFC 9112 6.3: differing lengths make the message unusable */
     uint64_t v = strtoull(data + 15, NULL, 10);
@@ -135,6 +149,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     r->cl_seen = true;
     r->cl = v;
   }
+
   if(hac_buf_add(&r->buf, data, len)) {
     snprintf(r->errbuf, sizeof(r->errbuf), "out of memory for headers");
     return 0;
@@ -315,8 +330,7 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
 {
   const hac_config *cfg = &w->c->cfg;
   CURL *e = r->easy;
-  long timeout = r->timeout_ms > 0 ? (long)r->timeout_ms :
-    cfg->connection_timeout;
+  long timeout = r->run_ms;
   const char *s;
   CURLcode rc;
 
@@ -408,16 +422,84 @@ static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
   struct hac_req *r = t->data;
   (void)loop;
   (void)revents;
-  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT,
+  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->waiting ?
+                "TIMEOUT: the deadline passed while waiting for a "
+                "connection slot (max_connections)" :
                 "TIMEOUT: libcurl did not end the transfer by its deadline "
                 "(watchdog)");
+}
+
+static void wait_unlink(struct hac_worker *w, struct hac_req *r)
+{
+  if(r->wprev)
+    r->wprev->wnext = r->wnext;
+  else
+    w->wait_head = r->wnext;
+  if(r->wnext)
+    r->wnext->wprev = r->wprev;
+  else
+    w->wait_tail = r->wprev;
+  r->wnext = r->wprev = NULL;
+  r->waiting = false;
+  ev_timer_stop(w->loop, &r->guard);
+  hac_table_del(w, r);
+}
+
+/*
+ * A new request: start it, or queue it while max_connections transfers
+ * are in libcurl.  libcurl 7.88 handles a burst of many thousand transfers
+ * badly (each pending one rescans the connection cache), so the excess
+ * waits here, its deadline running, and is started as slots free up.
+ */
+void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
+{
+  long ms = r->timeout_ms > 0 ? (long)r->timeout_ms :
+    w->c->cfg.connection_timeout;
+  r->w = w;
+  r->deadline = ev_now(w->loop) + (double)ms / 1000.0;
+  if(w->active < (size_t)w->c->cfg.max_connections && !w->wait_head) {
+    hac_xfer_start(w, r);
+    return;
+  }
+  r->waiting = true;
+  r->wnext = NULL;
+  r->wprev = w->wait_tail;
+  if(w->wait_tail)
+    w->wait_tail->wnext = r;
+  else
+    w->wait_head = r;
+  w->wait_tail = r;
+  hac_table_add(w, r); /* cancel finds it */
+  ev_timer_init(&r->guard, guard_cb, (double)ms / 1000.0, 0.);
+  r->guard.data = r;
+  ev_timer_start(w->loop, &r->guard);
+}
+
+/* Start queued requests while slots are free (once per loop iteration). */
+void hac_xfer_promote(struct hac_worker *w)
+{
+  while(w->wait_head && w->active < (size_t)w->c->cfg.max_connections) {
+    struct hac_req *r = w->wait_head;
+    wait_unlink(w, r);
+    hac_xfer_start(w, r);
+  }
 }
 
 void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
 {
   CURLcode rc;
   CURLMcode mrc;
+  double left = r->deadline - ev_now(w->loop);
   r->w = w;
+  if(left <= 0.0) {
+    hac_xfer_fail(w, r, HAC_R_TIMEOUT,
+                  "TIMEOUT: the deadline passed while waiting for a "
+                  "connection slot (max_connections)");
+    return;
+  }
+  r->run_ms = (long)(left * 1000.0);
+  if(r->run_ms < 1)
+    r->run_ms = 1;
   r->easy = easy_get(w);
   if(!r->easy) {
     hac_xfer_fail(w, r, 0, "out of memory for an easy handle");
@@ -440,11 +522,10 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
     return;
   }
   r->in_multi = true;
+  w->active++;
   hac_table_add(w, r);
   ev_timer_init(&r->guard, guard_cb,
-                (double)((r->timeout_ms > 0 ? r->timeout_ms :
-                          w->c->cfg.connection_timeout) + HAC_GRACE_MS) /
-                1000.0, 0.);
+                (double)(r->run_ms + HAC_GRACE_MS) / 1000.0, 0.);
   r->guard.data = r;
   ev_timer_start(w->loop, &r->guard);
   atomic_fetch_add_explicit(&w->n_requests, 1, memory_order_relaxed);
@@ -455,9 +536,12 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
 /* Detach from libcurl, if attached, and recycle the easy handle. */
 static void detach(struct hac_worker *w, struct hac_req *r)
 {
+  if(r->waiting)
+    wait_unlink(w, r);
   if(!r->easy)
     return;
   if(r->in_multi) {
+    w->active--;
     ev_timer_stop(w->loop, &r->guard);
     curl_multi_remove_handle(w->multi, r->easy);
     hac_table_del(w, r);

@@ -232,6 +232,7 @@ class Client:
         authmethod: int = 3,
         max_redirects: int = 10,
         max_body_size: int = 64 * 1024 * 1024,
+        max_connections: int = 1024,
     ) -> None:
         self._c: Any = None
         self._closed = True
@@ -265,6 +266,9 @@ class Client:
         ka_interval = check_nonneg("tcp_ka_interval", tcp_ka_interval)
         auth = check_nonneg("authmethod", authmethod)
         redirs = check_nonneg("max_redirects", max_redirects)
+        conn_cap = to_int("max_connections", max_connections)
+        if conn_cap < 1:
+            raise InvalidOption(f"max_connections must be >= 1, got {conn_cap}")
         body_cap = to_int("max_body_size", max_body_size, 2**62)
         if body_cap < 1:
             raise InvalidOption(f"max_body_size must be >= 1 byte, got {body_cap}")
@@ -297,6 +301,7 @@ class Client:
         cfg.tcp_ka_interval = ka_interval
         cfg.authmethod = auth
         cfg.max_body_size = body_cap
+        cfg.max_connections = conn_cap
         mm = ffi.new("int *")
         err = ffi.new("char[256]")
         ptr = lib.hac_client_new(cfg, mm, err, 256)
@@ -334,6 +339,7 @@ class Client:
                 "authmethod": auth,
                 "max_redirects": redirs,
                 "max_body_size": body_cap,
+                "max_connections": conn_cap,
             }
         )
         self._closed = False
@@ -419,6 +425,10 @@ class Client:
     @property
     def max_redirects(self) -> int:
         return int(self._params["max_redirects"])
+
+    @property
+    def max_connections(self) -> int:
+        return int(self._params["max_connections"])
 
     @property
     def max_body_size(self) -> int:
