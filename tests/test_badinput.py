@@ -355,7 +355,9 @@ def test_client_parameter_refused(param: str, value: object, exc: type[Exception
     assert param in str(info.value)
     if exc is hac.InvalidOptionType:
         assert isinstance(info.value, TypeError)
-    assert open_fds() == fds
+    # <=: a session server's thread may close an earlier test's keep-alive
+    # socket meanwhile; the refused client must not have opened one
+    assert open_fds() <= fds
 
 
 # ------------------------------------------------------ query() keyword types
