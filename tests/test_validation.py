@@ -496,6 +496,7 @@ OTHERS = [
     hac.TransferError,
     hac.TransferTimeout,
     hac.Cancelled,
+    hac.HTTPStatusError,
 ]
 
 
@@ -527,6 +528,7 @@ def test_exception_extra_bases() -> None:
     assert issubclass(hac.TransferTimeout, hac.TransferError)
     assert issubclass(hac.TransferTimeout, TimeoutError)
     assert issubclass(hac.Cancelled, hac.TransferError)
+    assert issubclass(hac.HTTPStatusError, hac.TransferError)
     assert issubclass(hac.ClientClosed, RuntimeError)
     assert not issubclass(hac.TransferError, hac.UsageError)
 

@@ -10,6 +10,7 @@ from ._client import Client, HttpReq, QueryHandle
 from ._exceptions import (
     Cancelled,
     ClientClosed,
+    HTTPStatusError,
     HttpAsyncClientError,
     InvalidHeader,
     InvalidMethod,
@@ -23,6 +24,7 @@ from ._exceptions import (
     WaitTimeout,
 )
 from ._ffi import CURL_VERSION
+from ._prometheus import prometheus_text
 from ._reply import Reply
 from ._version import __version__
 
@@ -31,6 +33,7 @@ __all__ = [
     "Cancelled",
     "Client",
     "ClientClosed",
+    "HTTPStatusError",
     "HttpAsyncClientError",
     "HttpReq",
     "InvalidHeader",
@@ -46,4 +49,5 @@ __all__ = [
     "UsageError",
     "WaitTimeout",
     "__version__",
+    "prometheus_text",
 ]

@@ -1,172 +1,506 @@
-"""Command line: fetch URLs concurrently, or load-test a loopback server.
+"""Command line: ``fetch`` URLs concurrently, or ``bench`` (load-test) one.
 
-``python -m http_async_client URL...`` fetches each URL once, all at once,
-and prints status, time and size.  With no URL it starts an embedded
-loopback HTTP server in a child process and runs a short bounded load
-against it, printing requests/s and latency percentiles.
+``python -m http_async_client fetch URL...`` fetches each URL once, all at
+once, one summary line per URL.  ``python -m http_async_client bench
+[URL]`` keeps ``-c`` requests in flight for ``-n`` requests or ``-z``
+seconds and prints requests/s, latency percentiles, a histogram, status
+codes and error kinds; with no URL it starts the embedded loopback server
+first, so ``bench`` alone is a complete demo.
+
+Older forms still work: no argument at all runs that demo (what ``./run.sh``
+does), and URLs without a subcommand are a ``fetch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from typing import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Iterator, Sequence
 
+from . import _ui
+from ._bench import BenchConfig, BenchResult, Progress, StopFlag, run_load
 from ._client import Client
 from ._exceptions import HttpAsyncClientError
+from ._options import check_method, check_url, headers_lines
 from ._ffi import CURL_VERSION
 from ._version import __version__
 
+PROG = "http-async-client"
+COMMANDS = ("fetch", "bench")
+# the demo's bounds, also bench's when neither -n nor -z is given
+DEFAULT_REQUESTS = 50000
+DEFAULT_DURATION = 5.0
 
-def _parser() -> argparse.ArgumentParser:
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CliError(Exception):
+    """Bad input found by the CLI itself: message to stderr, exit 2."""
+
+
+# ------------------------------------------------------------------ parsing
+def _duration(text: str) -> float:
+    """Seconds from '30', '2.5', '500ms', '30s', '2m' or '1h'."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10, 10s, 500ms, 2m)")
+    value = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+    if value <= 0:
+        raise argparse.ArgumentTypeError("duration must be > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("request")
+    g.add_argument("-X", "--method", default=None,
+                   help="GET POST PUT DELETE PATCH HEAD OPTIONS (default: GET, POST with -d)")
+    g.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
+                   help="add, replace ('Name: v'), remove ('Name:') or send empty ('Name;'); repeatable")
+    g.add_argument("-d", "--data", default=None, metavar="DATA",
+                   help="request body; @FILE reads it from a file")
+    g.add_argument("--timeout", type=_positive_int, default=5000, metavar="MS",
+                   help="total deadline per request, ms (default 5000)")
+    h2 = g.add_mutually_exclusive_group()
+    h2.add_argument("--http2", action="store_true",
+                    help="HTTP/2: ALPN on https:// (the default there), Upgrade: h2c on http:// "
+                    "(falls back to HTTP/1.1)")
+    h2.add_argument("--http2-prior-knowledge", action="store_true",
+                    help="HTTP/2 without negotiation (h2c servers)")
+    g.add_argument("-L", "--location", action="store_true", help="follow redirects")
+    g.add_argument("--workers", type=_positive_int, default=1, metavar="W",
+                   help="C worker threads (default 1)")
+    t = p.add_argument_group("TLS")
+    t.add_argument("-k", "--insecure", action="store_true", help="no certificate or host verification")
+    ca = t.add_mutually_exclusive_group()
+    ca.add_argument("--cacert", metavar="FILE", help="trust the CA certificate(s) in this PEM file")
+    ca.add_argument("--capath", metavar="DIR", help="trust the CAs in this (openssl rehash'ed) directory")
+    t.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
+    t.add_argument("--key", metavar="FILE", help="client certificate key (PEM)")
+
+
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fetch output")
+    g.add_argument("-i", "--include", action="store_true",
+                   help="print each response's status line and headers under its summary line")
+    g.add_argument("-o", "--output", metavar="DIR",
+                   help="save each body to DIR/<n>-<name> ('-' writes bodies to stdout)")
+    g.add_argument("-f", "--fail", action="store_true",
+                   help="count HTTP 4xx/5xx responses as failures (exit code 1)")
+
+
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("load")
+    g.add_argument("-n", "--requests", type=_positive_int, default=None, metavar="N",
+                   help=f"total requests (default {DEFAULT_REQUESTS} unless -z is given)")
+    g.add_argument("-z", "--duration", type=_duration, default=None, metavar="TIME",
+                   help=f"run for this long: 10, 10s, 500ms, 2m (default {DEFAULT_DURATION:g} s "
+                   "unless -n is given; with both, whichever comes first)")
+    g.add_argument("-c", "--concurrency", type=_positive_int, default=64, metavar="C",
+                   help="requests in flight (default 64)")
+    g.add_argument("--rate", type=_positive_float, default=None, metavar="R",
+                   help="at most R requests/s overall, on a fixed schedule")
+    o = p.add_argument_group("bench output")
+    o.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    o.add_argument("--ui", choices=("auto", "rich", "plain"), default="auto",
+                   help="auto: rich on a terminal when installed, else plain; "
+                   "rich: force it (needs http_async_client[cli])")
+    o.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+def _version() -> str:
+    return f"%(prog)s {__version__} ({CURL_VERSION})"
+
+
+def _top_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="http-async-client",
-        description="Fetch URLs concurrently; with no URL, load-test an "
-        "embedded loopback server.",
+        prog=PROG,
+        description="Asynchronous HTTP client (libcurl multi + libev in C): fetch URLs "
+        "concurrently, or load-test one.",
+        epilog=f"With no argument: `{PROG} bench` against the embedded loopback server "
+        f"(at most {DEFAULT_REQUESTS} requests or {DEFAULT_DURATION:g} s). "
+        f"`{PROG} URL...` is `{PROG} fetch URL...`.",
     )
-    p.add_argument("urls", nargs="*", metavar="URL")
-    p.add_argument("-X", "--method", default=None)
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
-    p.add_argument("-d", "--data", default=None, help="request body (POST by default)")
-    p.add_argument("--timeout", type=int, default=5000, help="deadline per request, ms")
-    p.add_argument("-k", "--insecure", action="store_true", help="no TLS verification")
-    p.add_argument("-n", "--requests", type=int, default=50000, help="load: total requests")
-    p.add_argument("-c", "--concurrency", type=int, default=64, help="load: in flight")
-    p.add_argument("-z", "--duration", type=float, default=5.0, help="load: max seconds")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({CURL_VERSION})")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    f = sub.add_parser("fetch", help="fetch URLs concurrently, one summary line each",
+                       description="Fetch every URL once, all at once; one line per URL "
+                       "(status, time, size, HTTP version, URL) in completion order. "
+                       "Exit code 1 if any failed, 2 on bad input.")
+    f.add_argument("urls", nargs="+", metavar="URL")
+    _add_request_options(f)
+    _add_fetch_options(f)
+    b = sub.add_parser("bench", help="load-test a URL (no URL: the embedded loopback server)",
+                       description="Keep -c requests in flight until -n requests or -z time; "
+                       "report requests/s, latency percentiles and histogram, status codes, "
+                       "error kinds, bytes. No URL: starts the embedded loopback server. "
+                       "Ctrl-C stops sending and prints the partial report (exit 130).")
+    b.add_argument("url", nargs="?", metavar="URL")
+    _add_request_options(b)
+    _add_bench_options(b)
     return p
 
 
-def _client(args: argparse.Namespace) -> Client:
-    verify = 0 if args.insecure else 1
-    return Client(
-        workers=args.workers,
-        connection_timeout=args.timeout,
-        tls_verify_host=2 if verify else 0,
-        tls_verify_peer=verify,
+def _legacy_parser() -> argparse.ArgumentParser:
+    """`http-async-client [options] [URL...]`: URLs → fetch, none → bench."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [options] [URL...]  (see `{PROG} -h`: fetch, bench)",
+        description="The form without a command: URLs are fetched (as `fetch`); "
+        "with none, `bench` runs against the embedded loopback server.",
     )
+    p.add_argument("urls", nargs="*", metavar="URL")
+    _add_request_options(p)
+    _add_fetch_options(p)
+    _add_bench_options(p)
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
+        args = _top_parser().parse_args(argv)
+        if args.command is None:  # pragma: no cover - -h/--version exit
+            args.command = "bench"
+        if args.command == "bench":
+            args.urls = [args.url] if args.url else []
+        return args
+    args = _legacy_parser().parse_args(argv)
+    args.command = "fetch" if args.urls else "bench"
+    return args
+
+
+# ------------------------------------------------------------------ shared
+def _read_data(data: str | None) -> bytes | None:
+    if data is None:
+        return None
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise CliError(f"-d {data}: {exc.strerror or exc}") from None
+    return data.encode("utf-8")
+
+
+@contextlib.contextmanager
+def _capath_from_cafile(cafile: str) -> Iterator[str]:
+    """A temporary CA directory holding the certificates of a PEM file.
+
+    The core exposes libcurl's CAPATH (the seed's ``tls_ca_path``), not
+    CAINFO: a file is split into one certificate per file and indexed with
+    ``openssl rehash`` (the hash names OpenSSL looks certificates up by)."""
+    try:
+        text = Path(cafile).read_text("ascii", errors="replace")
+    except OSError as exc:
+        raise CliError(f"--cacert {cafile}: {exc.strerror or exc}") from None
+    pems = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    if not pems:
+        raise CliError(f"--cacert {cafile}: no PEM certificate in it")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise CliError("--cacert needs the openssl command (or use --capath DIR)")
+    with tempfile.TemporaryDirectory(prefix="hac-cacert-") as d:
+        for i, pem in enumerate(pems):
+            Path(d, f"ca{i}.pem").write_text(pem + "\n")
+        proc = subprocess.run([openssl, "rehash", d], capture_output=True, text=True)
+        if proc.returncode != 0 or not any(n.endswith(".0") for n in os.listdir(d)):
+            # builds without `rehash`: link each certificate by its hash
+            for i in range(len(pems)):
+                h = subprocess.run([openssl, "x509", "-hash", "-noout", "-in", f"ca{i}.pem"],
+                                   cwd=d, capture_output=True, text=True).stdout.strip()
+                if not h:
+                    raise CliError(f"--cacert {cafile}: openssl cannot read certificate {i}")
+                n = 0
+                while os.path.exists(os.path.join(d, f"{h}.{n}")):
+                    n += 1
+                os.symlink(f"ca{i}.pem", os.path.join(d, f"{h}.{n}"))
+        yield d
+
+
+@contextlib.contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Client]:
+    verify = 0 if args.insecure else 1
+    with contextlib.ExitStack() as stack:
+        capath = args.capath
+        if args.cacert:
+            capath = stack.enter_context(_capath_from_cafile(args.cacert))
+        client = Client(
+            workers=args.workers,
+            connection_timeout=args.timeout,
+            tls_verify_host=2 if verify else 0,
+            tls_verify_peer=verify,
+            tls_ca_path=capath,
+            tls_client_cert=args.cert,
+            tls_client_key=args.key,
+            curl_follow_redirect=1 if args.location else 0,
+        )
+        with client:
+            yield client
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Refuse bad URLs, method or headers before anything starts or is
+    sent (the library's own checks, so the messages are the same)."""
+    for url in args.urls:
+        check_url(url)
+    if args.method is not None:
+        check_method(args.method)
+    headers_lines(args.header)
+
+
+def _http_version(args: argparse.Namespace, url: str) -> int | None:
+    """The per-query ``http_version`` (curl's flags of the same names)."""
+    if args.http2_prior_knowledge:
+        return 2
+    # https negotiates HTTP/2 by ALPN already; cleartext asks with Upgrade
+    if args.http2 and url.lower().startswith("http://"):
+        return 1
+    return None
+
+
+# ------------------------------------------------------------------ fetch
+def _output_name(index: int, width: int, url: str) -> str:
+    path = url.split("://", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    host, _, rest = path.partition("/")
+    base = rest.rstrip("/").rsplit("/", 1)[-1] if rest.strip("/") else ""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", base or f"{host}-index")[:100].lstrip(".") or "body"
+    return f"{index:0{width}d}-{name}"
 
 
 def fetch(args: argparse.Namespace) -> int:
+    _validate(args)
+    body = _read_data(args.data)
+    outdir: Path | None = None
+    if args.output and args.output != "-":
+        outdir = Path(args.output)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"-o {args.output}: {exc.strerror or exc}") from None
+    width = len(str(len(args.urls)))
     failed = 0
+    out = sys.stdout
     with _client(args) as client:
-        started = {}
-        for url in args.urls:
-            h = client.query(url, args.data, method=args.method, headers=args.header)
-            started[h.id] = time.perf_counter()
+        started: dict[int, tuple[int, float]] = {}
+        for i, url in enumerate(args.urls, 1):
+            h = client.query(url, body, method=args.method, headers=args.header,
+                             http_version=_http_version(args, url))
+            started[h.id] = (i, time.perf_counter())
         for reply in client.completions():
-            ms = (time.perf_counter() - started[reply.id]) * 1000
-            if reply.ok:
-                print(f"{reply.status:<4} {ms:8.1f} ms {reply.bs:>10} B  {reply.url}")
-            else:
+            index, t = started[reply.id]
+            ms = (time.perf_counter() - t) * 1000
+            if not reply.ok:
                 failed += 1
-                print(f"ERR  {ms:8.1f} ms {'-':>10}    {reply.url}  {reply.err}")
-    return 1 if failed else 0
+                out.write(f"ERR  {ms:8.1f} ms {'-':>10}    {reply.url}  {reply.err}\n")
+                continue
+            bad_status = args.fail and reply.status >= 400
+            failed += bad_status
+            saved = ""
+            if outdir is not None:
+                target = outdir / _output_name(index, width, reply.url)
+                target.write_bytes(reply.body)
+                saved = f"  -> {target}"
+            version = f"HTTP/{reply.http_version}" if reply.http_version else "HTTP/?"
+            out.write(f"{reply.status:<4} {ms:8.1f} ms {reply.bs:>10} B  {version:<8}  "
+                      f"{reply.url}{saved}\n")
+            if args.include:
+                head = reply.mb[: reply.ml - reply.bs].decode("latin-1").rstrip("\r\n")
+                out.write("".join(f"    {line}\n" for line in head.splitlines()))
+            if args.output == "-":
+                out.flush()
+                sys.stdout.buffer.write(reply.body)
+                if reply.body and not reply.body.endswith(b"\n"):
+                    sys.stdout.buffer.write(b"\n")
+                sys.stdout.buffer.flush()
+            out.flush()
+    return EXIT_FAILED if failed else EXIT_OK
 
 
-def _percentile(sorted_ns: list[int], q: float) -> float:
-    if not sorted_ns:
-        return 0.0
-    k = min(len(sorted_ns) - 1, int(round(q / 100 * (len(sorted_ns) - 1))))
-    return sorted_ns[k] / 1000.0
-
-
-def load(client: Client, url: str, args: argparse.Namespace) -> dict[str, float]:
-    """Keep ``concurrency`` queries in flight until ``requests`` are done or
-    ``duration`` seconds have passed; measure submit-to-reply latency."""
-    perf = time.perf_counter_ns
-    total = max(1, args.requests)
-    limit = time.perf_counter() + args.duration
-    starts: dict[int, int] = {}
-    lat: list[int] = []
-    ok = errors = sent = 0
-    t0 = time.perf_counter()
-    for _ in range(min(args.concurrency, total)):
-        h = client.query(url)
-        starts[h.id] = perf()
-        sent += 1
-    for reply in client.completions():
-        lat.append(perf() - starts.pop(reply.id))
-        if reply.ok and reply.status == 200:
-            ok += 1
-        else:
-            errors += 1
-        if sent < total and time.perf_counter() < limit:
-            h = client.query(url)
-            starts[h.id] = perf()
-            sent += 1
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {
-        "requests": len(lat),
-        "ok": ok,
-        "errors": errors,
-        "seconds": elapsed,
-        "rps": len(lat) / elapsed if elapsed else 0.0,
-        "p50_us": _percentile(lat, 50),
-        "p90_us": _percentile(lat, 90),
-        "p99_us": _percentile(lat, 99),
-        "max_us": lat[-1] / 1000.0 if lat else 0.0,
-    }
-
-
-def demo(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------ bench
+@contextlib.contextmanager
+def _loopback_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The embedded server in a child process, pinned to the first CPU and
+    this process to the second when there are two: the server must not
+    compete with the client for a core (or for the GIL)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cmd = [sys.executable, "-m", "http_async_client._loopback", "0"]
+    cmd = [sys.executable, "-m", "http_async_client._loopback", "0"]
     if len(cpus) >= 2:
-        server_cmd.append(str(cpus[0]))
-    server = subprocess.Popen(server_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        cmd.append(str(cpus[0]))
+    server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        port = int(server.stdout.readline())
-        url = f"http://127.0.0.1:{port}/"
+        line = server.stdout.readline()
+        if not line.strip().isdigit():
+            raise CliError("the embedded loopback server did not start")
         if len(cpus) >= 2:
-            os.sched_setaffinity(0, {cpus[1]})  # before the workers start
-        print(f"http_async_client {__version__}, {CURL_VERSION.split()[0]}")
-        print(
-            f"embedded loopback server {url} (pid {server.pid}); "
-            f"{args.requests} requests max, {args.duration:g} s max, "
-            f"concurrency {args.concurrency}, workers {args.workers}"
-        )
-        with _client(args) as client:
-            res = load(client, url, args)
-            stats = client.stats()
-        print(
-            f"{res['requests']:.0f} requests in {res['seconds']:.2f} s: "
-            f"{res['rps']:.0f} requests/s, {res['ok']:.0f} ok, {res['errors']:.0f} errors"
-        )
-        print(
-            f"latency p50 {res['p50_us']:.0f} us  p90 {res['p90_us']:.0f} us  "
-            f"p99 {res['p99_us']:.0f} us  max {res['max_us']:.0f} us"
-        )
-        print(
-            "stats: " + ", ".join(f"{k}={stats[k]}" for k in ("requests", "replies", "errors", "timeouts"))
-        )
-        return 0 if res["errors"] == 0 else 1
+            os.sched_setaffinity(0, {cpus[1]})  # before the client's workers start
+        yield f"http://127.0.0.1:{int(line)}/", server
     finally:
         if server.stdin:
-            server.stdin.close()
+            server.stdin.close()  # the server exits when its stdin closes
         try:
             server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _bench_config(args: argparse.Namespace, url: str) -> BenchConfig:
+    requests, duration = args.requests, args.duration
+    if requests is None and duration is None:
+        requests, duration = DEFAULT_REQUESTS, DEFAULT_DURATION
+    return BenchConfig(
+        url=url,
+        method=args.method,
+        headers=list(args.header),
+        body=_read_data(args.data),
+        requests=requests,
+        duration=duration,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        http_version=_http_version(args, url),
+    )
+
+
+def _choose_ui(args: argparse.Namespace, stream: IO[str]) -> str:
+    """"rich" or "plain" for output to ``stream`` (progress: stderr,
+    report: stdout, each decided on its own: `bench > report.txt` still
+    shows the bar)."""
+    if args.ui == "rich":
+        if not _ui.rich_available():
+            raise CliError("--ui rich needs the rich package: pip install 'http_async_client[cli]'")
+        return "rich"
+    if args.ui == "plain":
+        return "plain"
+    return "rich" if _ui.rich_available() and stream.isatty() else "plain"
+
+
+def _progress(args: argparse.Namespace, cfg: BenchConfig) -> Progress:
+    ui = _choose_ui(args, sys.stderr)
+    if args.no_progress or (args.json and ui != "rich"):
+        return _ui.NullProgress()
+    if ui == "rich":
+        return _ui.RichProgress(sys.stderr, force=args.ui == "rich")
+    return _ui.PlainProgress(sys.stderr, cfg.requests)
+
+
+def _describe(cfg: BenchConfig) -> str:
+    bounds = []
+    if cfg.requests is not None:
+        bounds.append(f"{cfg.requests} requests max")
+    if cfg.duration is not None:
+        bounds.append(f"{cfg.duration:g} s max")
+    rate = f", rate {cfg.rate:g}/s" if cfg.rate else ""
+    return f"{', '.join(bounds)}, concurrency {cfg.concurrency}{rate}"
+
+
+def bench(args: argparse.Namespace) -> int:
+    ui = _choose_ui(args, sys.stdout)
+    url = args.urls[0] if args.urls else None
+    if len(args.urls) > 1:
+        raise CliError("bench takes one URL")
+    _validate(args)
+    _read_data(args.data)  # a missing @FILE before the server starts
+    banner: IO[str] = sys.stderr if args.json else sys.stdout
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            url, server = stack.enter_context(_loopback_server())
+            where = f"embedded loopback server {url} (pid {server.pid})"
+        else:
+            where = f"target {url}"
+        cfg = _bench_config(args, url)
+        client = stack.enter_context(_client(args))
+        banner.write(f"http_async_client {__version__}, {CURL_VERSION.split()[0]}\n")
+        banner.write(f"{where}; {_describe(cfg)}, workers {args.workers}\n")
+        banner.flush()
+        result = _run_with_sigint(client, cfg, _progress(args, cfg))
+        if result.abandoned:
+            client.close()  # cancels what is still in flight
+        result.stats = client.stats()
+    _print_report(args, ui, result)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.errors == 0 and result.completed else EXIT_FAILED
+
+
+def _run_with_sigint(client: Client, cfg: BenchConfig, progress: Progress) -> BenchResult:
+    """Run the load with Ctrl-C turned into a request to stop (first: stop
+    sending and wait for what is in flight; second: stop waiting), so the
+    partial numbers survive and get reported."""
+    stop = StopFlag()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        stop.request()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
-        if args.urls:
+        return run_load(client, cfg, progress, stop)
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        progress.close()
+
+
+def _print_report(args: argparse.Namespace, ui: str, result: BenchResult) -> None:
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif ui == "rich":
+        console: Any = _ui.make_console(sys.stdout, force=args.ui == "rich")
+        _ui.rich_report(result, console)
+    else:
+        sys.stdout.write("\n" + _ui.plain_report(result, sys.stdout))
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------ main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m http_async_client`` and ``http-async-client``."""
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "fetch":
             return fetch(args)
-        return demo(args)
-    except HttpAsyncClientError as exc:
-        print(f"http-async-client: {exc}", file=sys.stderr)
-        return 2
+        return bench(args)
+    except (HttpAsyncClientError, CliError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `... | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import (
     Mapping,
     TypeVar,
     Union,
+    overload,
 )
 
 from ._exceptions import (
@@ -68,6 +69,7 @@ from ._options import (
     to_body,
     to_int,
 )
+from ._prometheus import prometheus_text
 from ._reply import Reply
 
 log = logging.getLogger("http_async_client")
@@ -160,7 +162,13 @@ class QueryHandle:
         return self._client._await_handle(self).__await__()
 
     def __repr__(self) -> str:
-        state = "done" if self._reply is not None else "pending"
+        reply = self._reply
+        if reply is None:
+            state = "pending"
+        elif reply.ok:
+            state = f"done {reply.status}"
+        else:
+            state = "done timed out" if reply.timed_out else "done failed"
         return f"<QueryHandle id={self.id} {state} url={self.url!r}>"
 
 
@@ -439,7 +447,13 @@ class Client:
         return self._closed
 
     # ------------------------------------------------------------ routes
-    def route(self, name: str, func: Route | None = None) -> Any:
+    @overload
+    def route(self, name: str) -> Callable[[F], F]: ...
+
+    @overload
+    def route(self, name: str, func: F) -> F: ...
+
+    def route(self, name: str, func: F | None = None) -> Any:
         """Register a route by name; usable as ``@client.route("NAME")``."""
         if not isinstance(name, str) or not name:
             raise InvalidOptionType("route name must be a non-empty str")
@@ -1019,6 +1033,14 @@ class Client:
             "log_dropped": s.log_dropped,
         }
 
+    def stats_prometheus(self, labels: Mapping[str, str] | None = None) -> str:
+        """``stats()`` as Prometheus text exposition (format 0.0.4): the
+        seed's counters as ``http_async_client_requests_total`` etc., plus
+        in-flight and allocator gauges.  ``labels`` (e.g. ``{"client":
+        "billing"}``) tell several clients apart; to put several in one
+        scrape, use ``http_async_client.prometheus_text``."""
+        return prometheus_text([(labels or {}, self.stats())])
+
     def close(self) -> None:
         """Stop accepting queries, cancel what is in flight (each gets a
         cancelled reply), join the worker threads.  Idempotent."""
@@ -1065,6 +1087,7 @@ class Client:
         return (
             f"<Client {state} workers={self._params['workers']} "
             f"connection_timeout={self._params['connection_timeout']}ms "
+            f"memory_manager={self._params['memory_manager']} "
             f"pending={len(self._pending)}>"
         )
 

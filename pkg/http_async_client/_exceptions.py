@@ -8,6 +8,11 @@ turns one into a :class:`TransferError` when the caller prefers exceptions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # _reply imports this module
+    from ._reply import Reply
+
 
 class HttpAsyncClientError(Exception):
     """Base class of every exception this package raises."""
@@ -57,8 +62,9 @@ class WaitTimeout(HttpAsyncClientError, TimeoutError):
 class TransferError(HttpAsyncClientError):
     """A transfer failed (refused, reset, TLS, ...); see ``reply``."""
 
-    def __init__(self, message: str, reply: object = None) -> None:
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
         super().__init__(message)
+        #: the failed :class:`Reply` (None when raised without one)
         self.reply = reply
 
 
@@ -68,3 +74,16 @@ class TransferTimeout(TransferError, TimeoutError):
 
 class Cancelled(TransferError):
     """A request was cancelled, or dropped by ``close()``."""
+
+
+class HTTPStatusError(TransferError):
+    """``Reply.raise_for_status()``: the server answered 4xx or 5xx.
+
+    The transfer itself completed; ``reply`` holds the whole response and
+    ``status`` its code."""
+
+    reply: Reply
+
+    def __init__(self, message: str, reply: Reply) -> None:
+        super().__init__(message, reply)
+        self.status: int = reply.status

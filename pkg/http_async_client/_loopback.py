@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 
 _HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
@@ -70,6 +71,9 @@ async def _serve(port: int) -> None:
 
 
 def main() -> None:
+    # A terminal's Ctrl-C reaches the whole process group: the parent
+    # handles it (partial bench report) and closes our stdin to stop us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     if len(sys.argv) > 2 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(sys.argv[2])})

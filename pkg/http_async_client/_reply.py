@@ -8,9 +8,11 @@ list, body slice, timings) is derived lazily, so a caller that only looks at
 
 from __future__ import annotations
 
+import codecs
+import json as _json
 from typing import Any, Iterator
 
-from ._exceptions import Cancelled, TransferError, TransferTimeout
+from ._exceptions import Cancelled, HTTPStatusError, TransferError, TransferTimeout
 from ._ffi import lib
 
 TIME_KEYS = (
@@ -126,6 +128,20 @@ class Reply:
             raise Cancelled(message, self)
         raise TransferError(message, self)
 
+    def raise_for_status(self) -> "Reply":
+        """Raise unless the server answered with a status below 400.
+
+        A failed transfer raises as ``raise_for_error()`` does; a 4xx or 5xx
+        response raises :class:`HTTPStatusError`.  Returns the reply, so
+        ``reply.raise_for_status().json()`` reads well."""
+        self.raise_for_error()
+        if self.status >= 400:
+            kind = "client error" if self.status < 500 else "server error"
+            raise HTTPStatusError(
+                f"{self.status} {self.reason} ({kind}) for {self.url}", self
+            )
+        return self
+
     # ---- status line
     @property
     def rs(self) -> int:
@@ -188,6 +204,29 @@ class Reply:
         """``$http_bs``: the body length."""
         return len(self.raw) - self._body_off
 
+    @property
+    def encoding(self) -> str:
+        """The charset ``text`` decodes with: the ``charset`` parameter of
+        Content-Type when Python knows it, else "utf-8" (JSON's only
+        encoding, and what RFC 9110 text without a charset is in practice;
+        the old ISO-8859-1 default was dropped in RFC 7231)."""
+        return _charset(self.hdr("Content-Type")) or "utf-8"
+
+    @property
+    def text(self) -> str:
+        """The body decoded with ``encoding``; undecodable bytes become
+        U+FFFD, so this never raises."""
+        return self.body.decode(self.encoding, "replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed by the stdlib ``json.loads`` (keyword arguments
+        go to it).  Raises ``json.JSONDecodeError`` (a ValueError) on a body
+        that is not JSON."""
+        if _charset(self.hdr("Content-Type")) not in (None, "utf-8"):
+            return _json.loads(self.text, **kwargs)
+        # bytes: json detects UTF-8/16/32 and a BOM itself (RFC 8259)
+        return _json.loads(self.body, **kwargs)
+
     # ---- timings
     @property
     def times(self) -> dict[str, int]:
@@ -206,14 +245,31 @@ class Reply:
 
     def __repr__(self) -> str:
         if self.ok:
+            version = f" HTTP/{self.http_version}" if self.http_version else ""
             return (
-                f"<Reply id={self.id} {self.status} {self.reason!r} "
+                f"<Reply id={self.id} {self.status} {self.reason!r}{version} "
                 f"body={self.bs}B url={self.url!r}>"
             )
-        return f"<Reply id={self.id} failed err={self.err!r} url={self.url!r}>"
+        outcome = "timed out" if self.timed_out else "cancelled" if self.cancelled else "failed"
+        return f"<Reply id={self.id} {outcome} err={self.err!r} url={self.url!r}>"
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The normalised codec name of Content-Type's charset parameter, or
+    None when there is none or Python does not know it."""
+    if not content_type:
+        return None
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"\'').strip()).name
+            except LookupError:
+                return None
+    return None
 
 
 def _parse_headers(block: bytes) -> list[tuple[str, str]]:
@@ -227,8 +283,8 @@ def _parse_headers(block: bytes) -> list[tuple[str, str]]:
             name, value = out[-1]
             out[-1] = (name, f"{value} {line.strip().decode('latin-1')}")
             continue
-        name, sep, value = line.partition(b":")
+        raw_name, sep, raw_value = line.partition(b":")
         if not sep:
             continue
-        out.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+        out.append((raw_name.strip().decode("latin-1"), raw_value.strip().decode("latin-1")))
     return out
