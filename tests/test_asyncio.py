@@ -234,3 +234,22 @@ def test_thread_blocked_while_loop_awaits(http_server: HTTPTestServer) -> None:
     assert [r.body for r in replies] == [b"delayed 100", b"delayed 200", b"delayed 400"]
     assert len(thread_out) == 1
     assert thread_out[0].ok and thread_out[0].body == b"delayed 300"
+
+
+def test_await_cancelled_then_awaited_again(http_server) -> None:
+    """An awaiter cancelled by a timeout does not spoil the handle: awaiting
+    it again gets the reply."""
+
+    async def main() -> hac.Reply:
+        with hac.Client(connection_timeout=5000) as client:
+            handle = client.query(f"{http_server.url}/delay/300")
+            try:
+                await asyncio.wait_for(handle, 0.05)
+            except asyncio.TimeoutError:
+                pass
+            else:  # pragma: no cover - the server waits 300 ms
+                raise AssertionError("the wait should have timed out")
+            return await asyncio.wait_for(handle, 5)
+
+    reply = asyncio.run(main())
+    assert reply.ok and reply.status == 200 and reply.body == b"delayed 300"

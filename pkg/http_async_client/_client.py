@@ -159,7 +159,12 @@ class QueryHandle:
         return self._client._cancel(self.id)
 
     def __await__(self) -> Generator[Any, None, Reply]:
-        return self._client._await_handle(self).__await__()
+        # a plain generator, not a coroutine + shield: this is the asyncio
+        # per-request path
+        got = self._client._await_prepare(self)
+        if isinstance(got, Reply):
+            return got
+        return (yield from got.__await__())
 
     def __repr__(self) -> str:
         reply = self._reply
@@ -904,7 +909,11 @@ class Client:
         if self._forked:
             self._check_open()
 
-    async def _await_handle(self, h: QueryHandle) -> Reply:
+    def _await_prepare(self, h: QueryHandle) -> Reply | asyncio.Future[Reply]:
+        """The synchronous part of ``await handle``: the reply when it is
+        already there (its route run if this claims it), else the future the
+        loop will resolve.  A future cancelled by one awaiter is replaced,
+        so other awaiters of the same handle are not affected."""
         loop = asyncio.get_running_loop()
         self._check_usable()
         run = False
@@ -915,7 +924,7 @@ class Client:
             elif h._reply is not None and h._finished:
                 fut = None
             else:
-                if h._fut is None:
+                if h._fut is None or h._fut.cancelled():
                     h._fut = loop.create_future()
                 fut = h._fut
         if fut is None:
@@ -925,7 +934,7 @@ class Client:
             return h._reply
         if loop not in self._loops:
             self._attach(loop)
-        return await asyncio.shield(fut)
+        return fut
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """One reader on the client's fd per loop: one Python wake-up per
