@@ -20,6 +20,20 @@ static bool initialised;
 static int mm_mode = HAC_MM_SYS;
 static atomic_uint_least64_t mem_in_use;
 static atomic_uint_least64_t mem_peak;
+static atomic_uint fork_gen;
+
+static void on_fork_child(void)
+{
+  atomic_fetch_add(&fork_gen, 1);
+}
+
+/* How many forks this process is away from the first client's process:
+   state made in another generation may have had its locks held by a
+   thread that does not exist here. */
+unsigned hac_fork_gen(void)
+{
+  return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
 
 #ifdef HAC_FAULT_INJECTION
 static atomic_long fault_nth = -1;
@@ -200,6 +214,7 @@ int hac_global_init(int want_mm, int *effective)
     if(rc == CURLE_OK) {
       mm_mode = want_mm;
       initialised = true;
+      (void)pthread_atfork(NULL, NULL, on_fork_child);
     }
   }
   *effective = mm_mode;

@@ -82,6 +82,11 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   pthread_mutex_init(&c->close_lock, NULL);
   pthread_mutex_init(&c->done_lock, NULL);
   pthread_mutex_init(&c->log_lock, NULL);
+  c->bufs = hac_bufcache_new();
+  if(!c->bufs) {
+    snprintf(errbuf, errlen, "out of memory");
+    goto fail;
+  }
   if(dup_str(&c->cfg.tls_client_cert, cfg->tls_client_cert) ||
      dup_str(&c->cfg.tls_client_key, cfg->tls_client_key) ||
      dup_str(&c->cfg.tls_ca_path, cfg->tls_ca_path)) {
@@ -145,6 +150,8 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
       return used ? HAC_E_NOMEM : HAC_E_FORMAT;
     }
     off += used;
+    r->buf.cache = c->bufs;
+    hac_bufcache_ref(c->bufs);
     i = (int)(r->res.id % (uint64_t)n);
     r->next = NULL;
     if(head[i])
@@ -239,6 +246,8 @@ void hac_close(hac_client *c)
     for(i = 0; i < c->nworkers; i++)
       if(!c->workers[i].started)
         hac_worker_release(&c->workers[i]);
+    if(c->bufs)
+      hac_bufcache_flush(c->bufs, true);
   }
   pthread_mutex_unlock(&c->close_lock);
 }
@@ -262,6 +271,8 @@ void hac_destroy(hac_client *c)
     hac_req_free(r);
   }
   hac_done_fini(c);
+  if(c->bufs)
+    hac_bufcache_unref(c->bufs);
   hac_buf_free(&c->log);
   free_cfg_strings(&c->cfg);
   pthread_mutex_destroy(&c->close_lock);

@@ -116,7 +116,7 @@ typedef struct hac_reqhdr {
   uint32_t opt_len;
 } hac_reqhdr;
 
-/* One finished request.  Valid until hac_release(). */
+/* One finished request.  Valid until it is released. */
 typedef struct hac_result {
   uint64_t id;
   const char *raw;             /* last response's header block + body */
@@ -167,9 +167,12 @@ int hac_fd(hac_client *c);
 /* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not. */
 int hac_wait(hac_client *c, int timeout_ms);
 
-/* Take up to max finished requests; hand them back with hac_release(). */
+/* Take up to max finished requests; hand them back with hac_release()
+   (NULL entries are skipped), or one by one with hac_release_one(), from
+   any thread and even after the client is destroyed. */
 size_t hac_drain(hac_client *c, hac_result **out, size_t max);
 void hac_release(hac_client *c, hac_result **res, size_t n);
+void hac_release_one(hac_result *res);
 
 /* curl_verbose text gathered so far (NULL if none); free with hac_free(). */
 char *hac_log_take(hac_client *c, size_t *len);

@@ -35,14 +35,38 @@ void *hac_realloc(void *p, size_t n);
 char *hac_strdup(const char *s);
 void hac_mfree(void *p);
 void hac_mem_counters(uint64_t *in_use, uint64_t *peak);
+unsigned hac_fork_gen(void);
 
 /* ---- buf.c: growable byte buffer ---- */
+/* large response buffers kept for reuse by one client (see buf.c) */
+#define HAC_CACHE_MIN (8 * 1024)
+#define HAC_CACHE_MAX (2 * 1024 * 1024)
+#define HAC_CACHE_SLOTS 128
+#define HAC_CACHE_BYTES (16 * 1024 * 1024)
+
+struct hac_bufcache {
+  pthread_mutex_t lock;
+  atomic_size_t refs;          /* the client + every request not freed */
+  unsigned gen;                /* hac_fork_gen() when made */
+  bool off;                    /* client closed: cache nothing */
+  size_t n;
+  size_t bytes;
+  char *p[HAC_CACHE_SLOTS];
+  size_t cap[HAC_CACHE_SLOTS];
+};
+struct hac_bufcache *hac_bufcache_new(void);
+void hac_bufcache_ref(struct hac_bufcache *bc);
+void hac_bufcache_unref(struct hac_bufcache *bc);
+void hac_bufcache_flush(struct hac_bufcache *bc, bool off);
+
 struct hac_buf {
   char *p;
   size_t len;
   size_t cap;
+  struct hac_bufcache *cache;  /* NULL: plain malloc/free */
 };
 int hac_buf_add(struct hac_buf *b, const void *data, size_t n);
+int hac_buf_reserve(struct hac_buf *b, size_t n);
 void hac_buf_free(struct hac_buf *b);
 
 /* ---- one request, from submission to release ---- */
@@ -171,6 +195,8 @@ struct hac_client {
   struct hac_req *done_tail;
   atomic_uint_least64_t n_done;
   int efd;
+
+  struct hac_bufcache *bufs;
 
   /* curl_verbose text */
   pthread_mutex_t log_lock;

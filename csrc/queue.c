@@ -113,7 +113,18 @@ void hac_release(hac_client *c, hac_result **res, size_t n)
   size_t i;
   (void)c;
   for(i = 0; i < n; i++)
-    hac_req_free((struct hac_req *)(void *)res[i]);
+    if(res[i])
+      hac_req_free((struct hac_req *)(void *)res[i]);
+}
+
+void hac_release_one(hac_result *res)
+{
+  struct hac_req *r = (struct hac_req *)(void *)res;
+  /* in a forked child a parent's thread may have held the cache lock:
+     leaking is the only safe choice (as hac_destroy() does) */
+  if(!r || (r->buf.cache && r->buf.cache->gen != hac_fork_gen()))
+    return;
+  hac_req_free(r);
 }
 
 void hac_log_add(struct hac_client *c, const char *text, size_t n)

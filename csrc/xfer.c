@@ -62,10 +62,13 @@ void hac_req_free(struct hac_req *r)
 {
   if(!r)
     return;
+  struct hac_bufcache *bc = r->buf.cache;
   if(r->hdrs)
     curl_slist_free_all(r->hdrs);
   hac_buf_free(&r->buf);
   hac_mfree(r);
+  if(bc)
+    hac_bufcache_unref(bc);
 }
 
 /* The value of option key, or NULL when the request does not set it. */
@@ -129,15 +132,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     r->hdr_done = true;
     /* a known length: room for the body at once, no regrowth; bounded so
        that a lying server cannot make us reserve max_body_size per request */
-    if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX &&
-       r->buf.cap - r->buf.len < r->cl + len) {
-      size_t cap = r->buf.len + len + (size_t)r->cl;
-      char *p = hac_realloc(r->buf.p, cap);
-      if(p) {
-        r->buf.p = p;
-        r->buf.cap = cap;
-      }
-    }
+    if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX)
+      (void)hac_buf_reserve(&r->buf, len + (size_t)r->cl); /* else: grow */
   }
   else if(len > 15 && !strncasecmp(data, "content-length:", 15)) {
     /* RFC 9112 6.3: differing lengths make the message unusable */

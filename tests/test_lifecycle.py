@@ -8,6 +8,7 @@ import sys
 import pytest
 import textwrap
 import time
+import http_async_client as hac
 
 
 def run_py(code: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -190,3 +191,24 @@ def test_blocking_route_and_slow_consumer_lose_nothing(http_server) -> None:
         everything = sorted(h.id for h in routed + plain)
         assert sorted(got) == everything
         assert sorted(calls) == sorted(h.id for h in routed)
+
+
+def test_result_only_use_keeps_nothing(http_server) -> None:
+    """Code that only ever calls result() (never completions()) does not
+    keep the handles and replies it has dropped."""
+    import gc
+    import weakref
+
+    with hac.Client() as c:
+        refs = []
+        for _ in range(5):
+            hs = [c.query(f"{http_server.url}/echo") for _ in range(300)]
+            time.sleep(0.2)  # replies arrive before anyone waits: they queue
+            for h in hs:
+                assert h.result(timeout=10).ok
+            refs += [weakref.ref(h) for h in hs]
+            del hs, h
+        gc.collect()
+        alive = sum(r() is not None for r in refs)
+        assert alive <= 128, f"{alive} of {len(refs)} handles still referenced"
+        assert c.dispatch() == 0  # and nothing claimed is handed out again

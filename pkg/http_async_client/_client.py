@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict
 from types import MappingProxyType
 from typing import (
     Any,
@@ -70,7 +70,7 @@ from ._options import (
     to_int,
 )
 from ._prometheus import prometheus_text
-from ._reply import Reply
+from ._reply import HOLD_MIN, Reply
 
 log = logging.getLogger("http_async_client")
 
@@ -79,6 +79,8 @@ RouteArg = Union[Route, str, None]
 F = TypeVar("F", bound=Route)
 
 _DRAIN_BATCH = 256
+_HOLD_MIN = HOLD_MIN
+_release_one = lib.hac_release_one
 _SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
 _M_POST = lib.HAC_M_POST
 _M_GET = lib.HAC_M_GET
@@ -361,7 +363,9 @@ class Client:
         self._verbose = bool(verbose)
         self._ids = itertools.count(1)
         self._pending: dict[int, QueryHandle] = {}
-        self._stream: deque[QueryHandle] = deque()
+        # unclaimed replies in completion order, by id: result() and await
+        # take theirs out in O(1)
+        self._stream: OrderedDict[int, QueryHandle] = OrderedDict()
         self._cv = threading.Condition(threading.Lock())
         self._drain_lock = threading.Lock()
         self._out = ffi.new("hac_result *[]", _DRAIN_BATCH)
@@ -760,6 +764,14 @@ class Client:
                     r = out[i]
                     flags = r.flags
                     err = r.err
+                    raw_len = r.raw_len
+                    if raw_len < _HOLD_MIN:
+                        raw: bytes | None = ffi.unpack(r.raw, raw_len) if raw_len else b""
+                        held = None
+                    else:  # large: stays in C until asked for (see _reply)
+                        raw = None
+                        held = ffi.gc(r, _release_one)
+                        out[i] = ffi.NULL
                     append(
                         Reply(
                             r.id,
@@ -767,12 +779,14 @@ class Client:
                             flags,
                             r.status,
                             None if err == ffi.NULL else ffi.string(err).decode("utf-8", "replace"),
-                            ffi.unpack(r.raw, r.raw_len) if r.raw_len else b"",
+                            raw,
                             r.body_off,
                             (r.reason_off, r.reason_len),
                             tuple(r.times) if flags & _R_OK else None,
                             r.http_version,
                             r.curl_code,
+                            None,
+                            held,
                         )
                     )
                 if n:
@@ -825,7 +839,7 @@ class Client:
                     continue
                 except RuntimeError:  # that loop is closed: fall back
                     h._owner = None
-            self._stream.append(h)
+            self._stream[h.id] = h
         return local
 
     def _complete_on_loop(self, h: QueryHandle) -> None:
@@ -899,6 +913,11 @@ class Client:
         """With _cv held: take an arrived reply for owner unless someone else
         has it; True when the caller must run its route."""
         if h._owner is None or h._owner == owner:
+            if h._owner is None:
+                # result() or await took it: it must not stay in the stream
+                # (code that never iterates completions() would keep every
+                # reply it ever received)
+                self._stream.pop(h.id, None)
             h._owner = owner
             if not h._routed:
                 h._routed = True
@@ -961,7 +980,7 @@ class Client:
         with self._cv:
             while True:
                 while self._stream:
-                    h = self._stream.popleft()
+                    h = self._stream.popitem(last=False)[1]
                     if h._owner is None:
                         h._owner = _STREAM
                         h._routed = True

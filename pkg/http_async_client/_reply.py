@@ -1,9 +1,15 @@
 """The reply of one query: the seed's ``$http_*`` variables as attributes.
 
-Strategy: the C core hands over one contiguous copy of the last response
-(header block + body) and a few offsets.  Everything else (reason, header
-list, body slice, timings) is derived lazily, so a caller that only looks at
-``status`` pays for one bytes copy and nothing more.
+Strategy: the C core hands over the last response (header block + body)
+as one contiguous buffer and a few offsets.  A small response is copied
+into ``bytes`` at once and the C buffer goes back in the drain's batch.  A
+large one (``HOLD_MIN`` bytes or more) stays in C, held by the reply, and is
+copied only when asked for: ``body`` copies just the body, ``raw`` the whole
+message, ``bs``/``status`` copy nothing.  That halves the copies of a
+64 KiB body and keeps a drained batch of large replies from allocating
+(and glibc from unmapping) megabytes of Python memory at once.  The C
+buffer goes back to the client's cache when the reply is collected.
+Everything else (reason, header list, timings) is derived lazily.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import json as _json
 from typing import Any, Iterator
 
 from ._exceptions import Cancelled, HTTPStatusError, TransferError, TransferTimeout
-from ._ffi import lib
+from ._ffi import ffi, lib
+
+# responses at least this large stay in C until a property needs them
+HOLD_MIN = 16 * 1024
 
 TIME_KEYS = (
     "total",
@@ -51,7 +60,9 @@ class Reply:
         "flags",
         "status",
         "err",
-        "raw",
+        "_raw",
+        "_held",
+        "_len",
         "_body_off",
         "_reason_span",
         "_times",
@@ -67,7 +78,6 @@ class Reply:
     flags: int
     status: int
     err: str | None
-    raw: bytes
     curl_code: int
     xdata: Any
 
@@ -78,20 +88,25 @@ class Reply:
         flags: int,
         status: int,
         err: str | None,
-        raw: bytes,
+        raw: bytes | None,
         body_off: int,
         reason_span: tuple[int, int],
         times: tuple[int, ...] | None,
         version: int,
         curl_code: int,
         xdata: Any = None,
+        held: Any = None,
     ) -> None:
+        """``raw`` is the whole response, or None when ``held`` (a
+        ``hac_result *`` released when collected) still holds it in C."""
         self.id = id
         self.url = url
         self.flags = flags
         self.status = status
         self.err = err
-        self.raw = raw
+        self._raw = raw
+        self._held = held
+        self._len = len(raw) if raw is not None else held.raw_len
         self._body_off = body_off
         self._reason_span = reason_span
         self._times = times
@@ -152,7 +167,7 @@ class Reply:
     def reason(self) -> str:
         """``$http_rr``: the reason phrase of the last response."""
         start, length = self._reason_span
-        return self.raw[start : start + length].decode("latin-1")
+        return self._slice(start, start + length).decode("latin-1")
 
     rr = reason
 
@@ -166,7 +181,7 @@ class Reply:
     def headers(self) -> list[tuple[str, str]]:
         """Response headers in order, repeats kept, as (name, value)."""
         if self._headers is None:
-            self._headers = _parse_headers(self.raw[: self._body_off])
+            self._headers = _parse_headers(self._slice(0, self._body_off))
         return self._headers
 
     def hdr(self, name: str, index: int = 0) -> str | None:
@@ -180,21 +195,35 @@ class Reply:
             return None
 
     # ---- message and body
+    def _slice(self, start: int, end: int) -> bytes:
+        """raw[start:end], copied from C when the reply is held there."""
+        raw = self._raw
+        if raw is not None:
+            return raw[start:end]
+        held = self._held
+        return ffi.unpack(held.raw + start, end - start) if end > start else b""
+
     @property
-    def mb(self) -> bytes:
-        """``$http_mb``: the whole response, headers and body."""
-        return self.raw
+    def raw(self) -> bytes:
+        """The whole last response as received: status line, headers, body."""
+        raw = self._raw
+        if raw is None:
+            held = self._held
+            raw = self._raw = ffi.unpack(held.raw, held.raw_len)
+        return raw
+
+    mb = raw  # ``$http_mb``
 
     @property
     def ml(self) -> int:
         """``$http_ml``: length of the whole response."""
-        return len(self.raw)
+        return self._len
 
     @property
     def body(self) -> bytes:
         """``$http_rb``: the body, binary-safe."""
         if self._body is None:
-            self._body = self.raw[self._body_off :]
+            self._body = self._slice(self._body_off, self._len)
         return self._body
 
     rb = body
@@ -202,7 +231,7 @@ class Reply:
     @property
     def bs(self) -> int:
         """``$http_bs``: the body length."""
-        return len(self.raw) - self._body_off
+        return self._len - self._body_off
 
     @property
     def encoding(self) -> str:
