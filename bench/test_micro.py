@@ -141,8 +141,12 @@ def test_build_reply(benchmark: Any) -> None:
     flags = lib.HAC_R_OK
     body_off = len(_HEAD)
 
+    # the unpacked hac_rec: id, raw_off, raw_len, body_off, reason_off,
+    # reason_len, err_off, err_len, times[7], status, curl_code, flags, version
+    rec = (1234, 0, len(_RAW), body_off, 13, 2, -1, 0, *_TIMES, 200, 0, flags, 2)
+
     def build() -> hac.Reply:
-        return hac.Reply(1234, "", flags, 200, None, _RAW, body_off, (13, 2), _TIMES, 2, 0)
+        return hac.Reply(rec, _RAW, None)
 
     reply = benchmark(build)
     assert reply.ok and reply.status == 200 and reply.body == b"ok" and reply.reason == "OK"

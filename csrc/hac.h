@@ -132,6 +132,24 @@ typedef struct hac_result {
   int32_t http_version;        /* CURL_HTTP_VERSION_* of the response */
 } hac_result;
 
+/* One drained result, flat (fixed-size fields only) so that Python reads
+   it with one struct.unpack; see hac_drain_into(). */
+typedef struct hac_rec {
+  uint64_t id;
+  int64_t raw_off;             /* response at data + raw_off; -1: held */
+  uint64_t raw_len;
+  uint64_t body_off;           /* relative to the response */
+  uint64_t reason_off;
+  uint64_t reason_len;
+  int64_t err_off;             /* error text at data + err_off; -1: none */
+  uint64_t err_len;
+  int64_t times[7];            /* HAC_T_*, µs, zero unless HAC_R_OK */
+  int32_t status;
+  int32_t curl_code;
+  uint32_t flags;              /* HAC_R_* */
+  int32_t http_version;
+} hac_rec;
+
 typedef struct hac_stats {
   uint64_t requests;           /* handed to libcurl */
   uint64_t replies;            /* transfers completed (any status) */
@@ -173,6 +191,17 @@ int hac_wait(hac_client *c, int timeout_ms);
 size_t hac_drain(hac_client *c, hac_result **out, size_t max);
 void hac_release(hac_client *c, hac_result **res, size_t n);
 void hac_release_one(hac_result *res);
+
+/* The batch drain: takes up to max finished requests, fewer when their
+   small responses and error texts would not fit in data[cap].  For each,
+   recs[i] gets the fields; a response shorter than hold_min and the error
+   text are copied into data back to back (*used bytes in all) and the
+   request is freed at once; a larger response stays in C: held[i] is its
+   result, to be given back with hac_release_one() (held[i] is NULL
+   otherwise).  Returns the count; 0 when nothing is waiting. */
+size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
+                      size_t max, char *data, size_t cap, size_t hold_min,
+                      size_t *used);
 
 /* curl_verbose text gathered so far (NULL if none); free with hac_free(). */
 char *hac_log_take(hac_client *c, size_t *len);

@@ -108,6 +108,83 @@ size_t hac_drain(hac_client *c, hac_result **out, size_t max)
   return n;
 }
 
+/* what a result needs in the data area of hac_drain_into() */
+static size_t packed_size(const struct hac_req *r, size_t hold_min)
+{
+  size_t n = r->res.raw_len < hold_min ? r->res.raw_len : 0;
+  if(r->res.err)
+    n += strlen(r->res.err);
+  return n;
+}
+
+size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
+                      size_t max, char *data, size_t cap, size_t hold_min,
+                      size_t *used)
+{
+  struct hac_req *r;
+  size_t n = 0;
+  size_t need = 0;
+  size_t off = 0;
+  size_t i;
+
+  /* take the batch off the queue under the lock, copy without it */
+  pthread_mutex_lock(&c->done_lock);
+  r = c->done_head;
+  while(r && n < max) {
+    size_t k = packed_size(r, hold_min);
+    if(k > cap - need)
+      break;
+    need += k;
+    held[n] = &r->res;
+    n++;
+    r = r->next;
+  }
+  c->done_head = r;
+  if(!r) {
+    c->done_tail = NULL;
+    efd_clear(c->efd);
+  }
+  atomic_fetch_sub_explicit(&c->n_done, n, memory_order_relaxed);
+  pthread_mutex_unlock(&c->done_lock);
+
+  for(i = 0; i < n; i++) {
+    struct hac_req *q = (struct hac_req *)(void *)held[i];
+    const hac_result *res = &q->res;
+    hac_rec *o = &recs[i];
+    o->id = res->id;
+    o->raw_len = res->raw_len;
+    o->body_off = res->body_off;
+    o->reason_off = res->reason_off;
+    o->reason_len = res->reason_len;
+    memcpy(o->times, res->times, sizeof(o->times));
+    o->status = res->status;
+    o->curl_code = res->curl_code;
+    o->flags = res->flags;
+    o->http_version = res->http_version;
+    o->err_off = -1;
+    o->err_len = 0;
+    if(res->err) {
+      size_t k = strlen(res->err);
+      memcpy(data + off, res->err, k);
+      o->err_off = (int64_t)off;
+      o->err_len = k;
+      off += k;
+    }
+    if(res->raw_len < hold_min) {
+      if(res->raw_len)
+        memcpy(data + off, res->raw, res->raw_len);
+      o->raw_off = (int64_t)off;
+      off += res->raw_len;
+      held[i] = NULL;
+      hac_req_free(q);
+    }
+    else
+      o->raw_off = -1; /* held[i] stays: Python releases it */
+  }
+  *used = off;
+  return n;
+}
+
 void hac_release(hac_client *c, hac_result **res, size_t n)
 {
   size_t i;

@@ -70,7 +70,7 @@ from ._options import (
     to_int,
 )
 from ._prometheus import prometheus_text
-from ._reply import HOLD_MIN, Reply
+from ._reply import HOLD_MIN, REC, Reply
 
 log = logging.getLogger("http_async_client")
 
@@ -80,6 +80,12 @@ F = TypeVar("F", bound=Route)
 
 _DRAIN_BATCH = 256
 _HOLD_MIN = HOLD_MIN
+# the drain's data area: small responses and error texts of one batch; a
+# result needs at most _HOLD_MIN - 1 + an error text (< 1 KiB)
+_DATA_SLACK = _HOLD_MIN + 1024
+_DATA_CAP = 32 * _HOLD_MIN
+_REC_SIZE = REC.size
+_iter_unpack = REC.iter_unpack
 _release_one = lib.hac_release_one
 _SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
 _M_POST = lib.HAC_M_POST
@@ -368,7 +374,11 @@ class Client:
         self._stream: OrderedDict[int, QueryHandle] = OrderedDict()
         self._cv = threading.Condition(threading.Lock())
         self._drain_lock = threading.Lock()
-        self._out = ffi.new("hac_result *[]", _DRAIN_BATCH)
+        self._recs = ffi.new("hac_rec[]", _DRAIN_BATCH)
+        self._records = memoryview(ffi.buffer(self._recs))
+        self._held = ffi.new("hac_result *[]", _DRAIN_BATCH)
+        self._data = ffi.new("char[]", _DATA_CAP)
+        self._used = ffi.new("size_t *")
         self._pumping = False
         self._loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
         self._routes: dict[str, Route] = {}
@@ -752,46 +762,47 @@ class Client:
 
     # ------------------------------------------------------------ pumping
     def _drain_c(self) -> list[Reply]:
-        """Take every finished result out of the core (never blocks)."""
+        """Take every finished result out of the core (never blocks).  One
+        C call per batch: the fixed fields come as packed records (one
+        struct unpack each), small responses and error texts as one bytes
+        object that each reply slices; large responses stay held in C."""
         replies: list[Reply] = []
         append = replies.append
-        out = self._out
         c = self._c
+        recs, held, data, used = self._recs, self._held, self._data, self._used
+        records = self._records
         with self._drain_lock:
             while True:
-                n = lib.hac_drain(c, out, _DRAIN_BATCH)
-                for i in range(n):
-                    r = out[i]
-                    flags = r.flags
-                    err = r.err
-                    raw_len = r.raw_len
-                    if raw_len < _HOLD_MIN:
-                        raw: bytes | None = ffi.unpack(r.raw, raw_len) if raw_len else b""
-                        held = None
-                    else:  # large: stays in C until asked for (see _reply)
-                        raw = None
-                        held = ffi.gc(r, _release_one)
-                        out[i] = ffi.NULL
-                    append(
-                        Reply(
-                            r.id,
-                            "",
-                            flags,
-                            r.status,
-                            None if err == ffi.NULL else ffi.string(err).decode("utf-8", "replace"),
-                            raw,
-                            r.body_off,
-                            (r.reason_off, r.reason_len),
-                            tuple(r.times) if flags & _R_OK else None,
-                            r.http_version,
-                            r.curl_code,
-                            None,
-                            held,
+                n = lib.hac_drain_into(c, recs, held, _DRAIN_BATCH, data, _DATA_CAP,
+                                       _HOLD_MIN, used)
+                if not n:
+                    break
+                size = used[0]
+                blob = ffi.unpack(data, size) if size else b""
+                for i, rec in enumerate(_iter_unpack(records[: n * _REC_SIZE])):
+                    off = rec[1]
+                    eoff = rec[6]
+                    if off >= 0:
+                        append(
+                            Reply(
+                                rec,
+                                blob[off : off + rec[2]],
+                                None if eoff < 0
+                                else blob[eoff : eoff + rec[7]].decode("utf-8", "replace"),
+                            )
                         )
-                    )
-                if n:
-                    lib.hac_release(c, out, n)
-                if n < _DRAIN_BATCH:
+                    else:  # large: stays in C until asked for (see _reply)
+                        append(
+                            Reply(
+                                rec,
+                                None,
+                                None if eoff < 0
+                                else blob[eoff : eoff + rec[7]].decode("utf-8", "replace"),
+                                ffi.gc(held[i], _release_one),
+                            )
+                        )
+                # fewer than asked and not for want of room: the queue is empty
+                if n < _DRAIN_BATCH and size + _DATA_SLACK <= _DATA_CAP:
                     break
         if self._verbose:
             self._flush_verbose()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json as _json
+import struct
 from typing import Any, Iterator
 
 from ._exceptions import Cancelled, HTTPStatusError, TransferError, TransferTimeout
@@ -23,6 +24,12 @@ from ._ffi import ffi, lib
 
 # responses at least this large stay in C until a property needs them
 HOLD_MIN = 16 * 1024
+
+# hac_rec: id, raw_off, raw_len, body_off, reason_off, reason_len, err_off,
+# err_len, times[7], status, curl_code, flags, http_version (checked below)
+REC = struct.Struct("=QqQQQQqQ7qiiIi")
+if ffi.sizeof("hac_rec") != REC.size:  # pragma: no cover - a stale build
+    raise ImportError("http_async_client: hac_rec layout mismatch")
 
 TIME_KEYS = (
     "total",
@@ -60,17 +67,15 @@ class Reply:
         "flags",
         "status",
         "err",
+        "curl_code",
+        "xdata",
+        "_rec",
         "_raw",
         "_held",
         "_len",
         "_body_off",
-        "_reason_span",
-        "_times",
-        "_version",
         "_headers",
         "_body",
-        "curl_code",
-        "xdata",
     )
 
     id: int
@@ -81,40 +86,25 @@ class Reply:
     curl_code: int
     xdata: Any
 
-    def __init__(
-        self,
-        id: int,
-        url: str,
-        flags: int,
-        status: int,
-        err: str | None,
-        raw: bytes | None,
-        body_off: int,
-        reason_span: tuple[int, int],
-        times: tuple[int, ...] | None,
-        version: int,
-        curl_code: int,
-        xdata: Any = None,
-        held: Any = None,
-    ) -> None:
-        """``raw`` is the whole response, or None when ``held`` (a
+    def __init__(self, rec: tuple[int, ...], raw: bytes | None, err: str | None,
+                 held: Any = None) -> None:
+        """Built by the drain: ``rec`` is the unpacked ``hac_rec`` (see
+        ``REC``), ``raw`` the whole response or None when ``held`` (a
         ``hac_result *`` released when collected) still holds it in C."""
-        self.id = id
-        self.url = url
-        self.flags = flags
-        self.status = status
-        self.err = err
+        self.id = rec[0]
+        self._len = rec[2]
+        self._body_off = rec[3]
+        self.status = rec[15]
+        self.curl_code = rec[16]
+        self.flags = rec[17]
+        self._rec = rec
         self._raw = raw
         self._held = held
-        self._len = len(raw) if raw is not None else held.raw_len
-        self._body_off = body_off
-        self._reason_span = reason_span
-        self._times = times
-        self._version = version
+        self.err = err
+        self.url = ""
+        self.xdata = None
         self._headers: list[tuple[str, str]] | None = None
         self._body: bytes | None = None
-        self.curl_code = curl_code
-        self.xdata = xdata
 
     # ---- outcome
     @property
@@ -166,7 +156,7 @@ class Reply:
     @property
     def reason(self) -> str:
         """``$http_rr``: the reason phrase of the last response."""
-        start, length = self._reason_span
+        start, length = self._rec[4], self._rec[5]
         return self._slice(start, start + length).decode("latin-1")
 
     rr = reason
@@ -174,7 +164,8 @@ class Reply:
     @property
     def http_version(self) -> str:
         """HTTP version of the response: "1.0", "1.1", "2", "3" or ""."""
-        return _HTTP_VERSIONS.get(self._version, str(self._version))
+        version = self._rec[18]
+        return _HTTP_VERSIONS.get(version, str(version))
 
     # ---- headers
     @property
@@ -260,7 +251,7 @@ class Reply:
     @property
     def times(self) -> dict[str, int]:
         """``$http_time``: µs per phase; all zero unless ``ok``."""
-        t = self._times or (0,) * len(TIME_KEYS)
+        t = self._rec[8:15] if self.flags & _R_OK else (0,) * len(TIME_KEYS)
         return {k: t[_TIME_INDEX[k]] for k in TIME_KEYS}
 
     def time(self, key: str) -> int:
@@ -270,7 +261,7 @@ class Reply:
             index = _TIME_INDEX[key]
         except KeyError:
             raise KeyError(f"unknown time key {key!r}; use one of {TIME_KEYS}") from None
-        return self._times[index] if self._times else 0
+        return self._rec[8 + index] if self.flags & _R_OK else 0
 
     def __repr__(self) -> str:
         if self.ok:
