@@ -98,6 +98,8 @@ struct hac_req {
   bool cl_seen;
   uint64_t cl;                 /* Content-Length of the last response */
   const char *bad;             /* why the response is malformed, or NULL */
+  uint32_t shape;              /* see xfer.c shape_of() */
+  bool completed;              /* libcurl ended it with CURLE_OK */
   bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
   bool h2_retried;             /* already restarted once with prior knowl. */
   struct hac_origin *origin;   /* h2c origin this request counts on */
@@ -156,6 +158,8 @@ struct hac_worker {
   struct hac_req **table;
   size_t mask;
   CURL **pool;
+  uint32_t *pool_shape;         /* of the last request on each pooled handle */
+  struct curl_slist *no_expect; /* "Expect:", shared by bodies w/o headers */
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;

@@ -213,6 +213,8 @@ static void release_curl(struct hac_worker *w)
   if(w->multi)
     curl_multi_cleanup(w->multi); /* closes the cached connections */
   w->multi = NULL;
+  curl_slist_free_all(w->no_expect); /* no handle refers to it any more */
+  w->no_expect = NULL;
 }
 
 static void *run(void *arg)

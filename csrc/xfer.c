@@ -219,27 +219,54 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size,
 
 /* --------------------------------------------------------- easy handles */
 
-static CURL *easy_get(struct hac_worker *w)
+/*
+ * A pooled handle keeps the options of its last request when that request
+ * had a "shape" (see shape_of()) and completed; the next request of the
+ * same shape then sets only what differs per request (URL, deadline, body,
+ * callback data) instead of curl_easy_reset() and some thirty options.
+ * Shape 0: the handle was reset, configure everything.
+ */
+static CURL *easy_get(struct hac_worker *w, uint32_t want, bool *same)
 {
-  if(w->npool)
-    return w->pool[--w->npool];
-  return curl_easy_init();
+  CURL *e;
+  uint32_t shape;
+  *same = false;
+  if(!w->npool)
+    return curl_easy_init();
+  w->npool--;
+  e = w->pool[w->npool];
+  shape = w->pool_shape[w->npool];
+  if(shape && shape == want)
+    *same = true;
+  else if(shape)
+    curl_easy_reset(e);
+  return e;
 }
 
-static void easy_put(struct hac_worker *w, CURL *e)
+static void easy_put(struct hac_worker *w, CURL *e, uint32_t shape)
 {
-  curl_easy_reset(e);
+  if(shape)
+    /* nothing may write through it while pooled */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+  else
+    curl_easy_reset(e);
   if(w->npool == w->cappool) {
     size_t cap = w->cappool ? w->cappool * 2 : 64;
     CURL **p = hac_realloc(w->pool, cap * sizeof(*p));
-    if(!p) {
+    uint32_t *q;
+    if(p)
+      w->pool = p;
+    q = p ? hac_realloc(w->pool_shape, cap * sizeof(*q)) : NULL;
+    if(!q) {
       curl_easy_cleanup(e);
       return;
     }
-    w->pool = p;
+    w->pool_shape = q;
     w->cappool = cap;
   }
-  w->pool[w->npool++] = e;
+  w->pool[w->npool] = e;
+  w->pool_shape[w->npool] = shape;
+  w->npool++;
 }
 
 void hac_pool_fini(struct hac_worker *w)
@@ -247,7 +274,9 @@ void hac_pool_fini(struct hac_worker *w)
   while(w->npool)
     curl_easy_cleanup(w->pool[--w->npool]);
   hac_mfree(w->pool);
+  hac_mfree(w->pool_shape);
   w->pool = NULL;
+  w->pool_shape = NULL;
   w->cappool = 0;
 }
 
@@ -257,12 +286,24 @@ static const char *const method_names[] = {
   "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"
 };
 
-static CURLcode set_headers(struct hac_req *r)
+static CURLcode set_headers(struct hac_worker *w, struct hac_req *r)
 {
   const char *p = r->hdr;
   const char *end = r->hdr + r->hdr_len;
   bool expect = false;
   struct curl_slist *l;
+  if(!r->hdr_len) {
+    /* the common case allocates nothing: no list without a body, the
+       worker's shared "Expect:" list with one */
+    if(!(r->flags & HAC_F_BODY) && r->method != HAC_M_POST)
+      return CURLE_OK;
+    if(!w->no_expect) {
+      w->no_expect = curl_slist_append(NULL, "Expect:");
+      if(!w->no_expect)
+        return CURLE_OUT_OF_MEMORY;
+    }
+    return curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, w->no_expect);
+  }
   while(p < end) {
     size_t n = strnlen(p, (size_t)(end - p));
     if(n > 16 && !strncasecmp(p, "accept-encoding:", 16)) {
@@ -407,8 +448,42 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
 #undef SET
   rc = set_method(r);
   if(!rc)
-    rc = set_headers(r);
+    rc = set_headers(w, r);
   return rc;
+}
+
+/* What a request's options depend on besides its URL, deadline and body:
+   0 when it has headers or options of its own (configure all). */
+static uint32_t shape_of(const struct hac_req *r)
+{
+  if(r->hdr_len || r->opt_len)
+    return 0;
+  return 1u | r->method << 1 | (r->flags & HAC_F_BODY ? 1u << 8 : 0u) |
+    (strncasecmp(r->url, "https:", 6) ? 0u : 1u << 9);
+}
+
+/* A handle still set up for a request of this shape: the per-request part */
+static CURLcode configure_same(struct hac_worker *w, struct hac_req *r)
+{
+  CURL *e = r->easy;
+  CURLcode rc;
+#define SET(opt, val) \
+  do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  SET(CURLOPT_WRITEDATA, (void *)r);
+  SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_TIMEOUT_MS, r->run_ms);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, r->run_ms);
+  if(w->c->cfg.curl_verbose)
+    SET(CURLOPT_DEBUGDATA, (void *)r);
+  if(r->flags & HAC_F_BODY || r->method == HAC_M_POST) {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SET(CURLOPT_POSTFIELDS, r->body_len ? r->body : empty);
+  }
+#undef SET
+  return CURLE_OK;
 }
 
 /* libcurl did not end the transfer by its deadline (it can lose one after
@@ -485,6 +560,7 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
 {
   CURLcode rc;
   CURLMcode mrc;
+  bool same;
   double left = r->deadline - ev_now(w->loop);
   r->w = w;
   if(left <= 0.0) {
@@ -496,12 +572,13 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
   r->run_ms = (long)(left * 1000.0);
   if(r->run_ms < 1)
     r->run_ms = 1;
-  r->easy = easy_get(w);
+  r->shape = shape_of(r);
+  r->easy = easy_get(w, r->shape, &same);
   if(!r->easy) {
     hac_xfer_fail(w, r, 0, "out of memory for an easy handle");
     return;
   }
-  rc = configure(w, r);
+  rc = same ? configure_same(w, r) : configure(w, r);
   if(rc) {
     char msg[160];
     snprintf(msg, sizeof(msg), "%s (curl error %d)",
@@ -543,7 +620,8 @@ static void detach(struct hac_worker *w, struct hac_req *r)
     hac_table_del(w, r);
     r->in_multi = false;
   }
-  easy_put(w, r->easy);
+  /* only a transfer that completed leaves its options for the next */
+  easy_put(w, r->easy, r->completed ? r->shape : 0);
   r->easy = NULL;
   if(r->hdrs) {
     curl_slist_free_all(r->hdrs);
@@ -604,6 +682,7 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   }
   else if(rc == CURLE_OK) {
     r->res.flags = HAC_R_OK;
+    r->completed = true;
     for(i = 0; i < HAC_T_COUNT; i++) {
       curl_off_t t = 0;
       curl_easy_getinfo(e, tinfo[i], &t);

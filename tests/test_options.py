@@ -653,3 +653,36 @@ def test_query_keyword_overrides_state_verify(https_selfsigned_server: HTTPTestS
             f"{https_selfsigned_server.url}/echo", tls_verify_peer=1
         ).result(timeout=WAIT)
     assert not reply.ok
+
+
+def test_reused_handle_carries_nothing_over(fresh_http_server: HTTPTestServer) -> None:
+    """One worker, one request at a time, so every query runs on the same
+    pooled easy handle, which keeps its options between requests of the
+    same shape: method, body, headers and verification still follow each
+    query exactly, whatever came before."""
+    url = f"{fresh_http_server.url}/echo"
+    steps: list[tuple[str, dict[str, Any], str, bytes]] = [
+        ("get", {}, "GET", b""),
+        ("get again", {}, "GET", b""),
+        ("post", {"post_data": b"A" * 3000}, "POST", b"A" * 3000),
+        ("post shorter", {"post_data": b"bb"}, "POST", b"bb"),
+        ("post empty", {"post_data": b""}, "POST", b""),
+        ("head", {"method": "HEAD"}, "HEAD", b""),
+        ("get after head", {}, "GET", b""),
+        ("put", {"method": "PUT", "post_data": b"put"}, "PUT", b"put"),
+        ("header", {"headers": ["X-One: 1"]}, "GET", b""),
+        ("get after header", {}, "GET", b""),
+        ("delete", {"method": "DELETE"}, "DELETE", b""),
+        ("get last", {}, "GET", b""),
+    ]
+    with hac.Client(workers=1) as client:
+        for name, kw, _, _ in steps:
+            post = kw.pop("post_data", None)
+            r = client.query(url, post, **kw).result(timeout=WAIT)
+            assert r.ok and r.status == 200, (name, r)
+    got = _received(fresh_http_server, len(steps))
+    for (name, kw, method, body), req in zip(steps, got):
+        assert req["method"] == method, name
+        assert req["body"] == body, name
+        assert ("x-one" in _names(req)) == (name == "header"), name
+        assert ("expect" in _names(req)) is False, name

@@ -62,6 +62,7 @@ from ._options import (
     check_nonneg,
     check_path,
     check_timeout,
+    _url_cache,
     check_url,
     encode_opt,
     headers_lines,
@@ -384,6 +385,7 @@ class Client:
         self._routes: dict[str, Route] = {}
         self._route_errors = 0
         self._local = _ThreadState()
+        self._has_next = False
         self.http_req = HttpReq(self)
         _live.add(self)
 
@@ -513,6 +515,9 @@ class Client:
 
     # ------------------------------------------------- next-query state
     def _next(self) -> NextQuery:
+        # from now on query() looks for per-thread state (it is per thread:
+        # a thread that never set any never has some, whatever this says)
+        self._has_next = True
         state = self._local.next
         if state is None:
             state = self._local.next = NextQuery()
@@ -632,7 +637,8 @@ class Client:
             }
             opts = {k: v for k, v in given.items() if v is not None}
         return self._submit(
-            self._take_next(), url, post_data, route, method, headers, timeout, xdata, opts
+            self._take_next() if self._has_next else None,
+            url, post_data, route, method, headers, timeout, xdata, opts,
         )
 
     def _submit(
@@ -647,9 +653,10 @@ class Client:
         xdata: Any,
         opts: dict[str, object] | None,
     ) -> QueryHandle:
-        self._check_open()
-        url_b = check_url(url)
-        fn = self._resolve_route(route)
+        if self._closed:
+            self._check_open()
+        url_b = (type(url) is str and _url_cache.get(url)) or check_url(url)
+        fn = route if route is None else self._resolve_route(route)
         if post_data is not None:
             body: bytes | None = to_body(post_data)
         else:
