@@ -78,6 +78,7 @@ CLIENTS = [
     ClientSpec("ours-cq-w2", "ours completions() w=2", "ours"),
     ClientSpec("ours-aio-w1", "ours asyncio await w=1", "ours"),
     ClientSpec("ours-aio-w2", "ours asyncio await w=2", "ours"),
+    ClientSpec("ours-aio-uv-w1", "ours asyncio await w=1 (uvloop)", "ours"),
     ClientSpec("ours-thr-w1", "ours threads http_async_query w=1", "ours"),
     ClientSpec("ours-thr-w2", "ours threads http_async_query w=2", "ours"),
     ClientSpec("pycurl-multi", "pycurl CurlMulti (wheel's libcurl)", "peer"),

@@ -176,8 +176,9 @@ def ours_cq(load: Load, workers: int) -> None:
         load.errors = errors
 
 
-def ours_asyncio(load: Load, workers: int) -> None:
-    """asyncio: C tasks, each awaiting ``client.query()`` in a loop."""
+def ours_asyncio(load: Load, workers: int, uv: bool = False) -> None:
+    """asyncio: C tasks, each awaiting ``client.query()`` in a loop (on
+    uvloop's loop when ``uv``, as aiohttp's uvloop row)."""
     client = _our_client(load, workers)
 
     async def main() -> None:
@@ -190,7 +191,7 @@ def ours_asyncio(load: Load, workers: int) -> None:
         await drive(load, one)
 
     with client:
-        run_async(main())
+        run_async(main(), uv)
 
 
 def ours_threads(load: Load, workers: int) -> None:
@@ -427,6 +428,7 @@ CLIENTS: dict[str, Callable[[Load], None]] = {
     "ours-cq-w2": lambda ld: ours_cq(ld, 2),
     "ours-aio-w1": lambda ld: ours_asyncio(ld, 1),
     "ours-aio-w2": lambda ld: ours_asyncio(ld, 2),
+    "ours-aio-uv-w1": lambda ld: ours_asyncio(ld, 1, True),
     "ours-thr-w1": lambda ld: ours_threads(ld, 1),
     "ours-thr-w2": lambda ld: ours_threads(ld, 2),
     "pycurl-multi": pycurl_multi,
