@@ -146,6 +146,7 @@ struct hac_worker {
   ev_timer timer;
   ev_prepare flusher;
   CURLM *multi;
+  bool kick;                    /* libcurl asked for a 0 ms timeout */
 
   /* shared with submitters, under lock */
   pthread_mutex_t lock;
@@ -173,7 +174,6 @@ struct hac_worker {
   int noom;
   struct hac_req *fin_head;
   struct hac_req *fin_tail;
-  bool stopping;
 
   /* read by hac_stats_get() from any thread */
   atomic_uint_least64_t n_requests;

@@ -69,6 +69,8 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
   struct hac_worker *w = userp;
   (void)multi;
   ev_timer_stop(w->loop, &w->timer);
+  if(timeout_ms == 0)
+    w->kick = true; /* see async_cb() */
   if(timeout_ms >= 0) {
     ev_timer_set(&w->timer, (double)timeout_ms / 1000.0, 0.);
     ev_timer_start(w->loop, &w->timer);
@@ -141,7 +143,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   struct hac_worker *w = p->data;
   (void)loop;
   (void)revents;
-  if(w->wait_head && !w->stopping)
+  if(w->wait_head)
     hac_xfer_promote(w);
   if(w->fin_head)
     flush(w);
@@ -182,6 +184,7 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   stop = w->stop;
   pthread_mutex_unlock(&w->lock);
 
+  w->kick = false;
   while(sub) {
     struct hac_req *next = sub->next;
     atomic_fetch_sub_explicit(&w->n_queued, 1, memory_order_relaxed);
@@ -191,6 +194,16 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
     else
       hac_xfer_admit(w, sub);
     sub = next;
+  }
+  if(w->kick && !stop) {
+    /* new transfers asked for an immediate timeout: start them now rather
+       than one loop iteration (an epoll_wait) later; a c=1 round trip is
+       the latency this saves */
+    int running;
+    w->kick = false;
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    hac_worker_fail_oom(w);
+    check_done(w);
   }
   while(cancels) {
     struct hac_cancel *next = cancels->next;
