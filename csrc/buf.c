@@ -9,8 +9,8 @@
  * HAC_CACHE_MIN..HAC_CACHE_MAX bytes are kept (at most HAC_CACHE_SLOTS and
  * HAC_CACHE_BYTES per client) when a reply is released and reused for the
  * next large response.  A closed client keeps nothing; the cache itself
-lives until the last request referring to it is freed (Python may hold a
-large reply beyond the client's life, see hac_release_one()).
+ * lives until the last request referring to it is freed (Python may hold a
+ * large reply beyond the client's life, see hac_release_one()).
  */
 #include "internal.h"
 

@@ -198,7 +198,9 @@ void hac_release_one(hac_result *res);
    text are copied into data back to back (*used bytes in all) and the
    request is freed at once; a larger response stays in C: held[i] is its
    result, to be given back with hac_release_one() (held[i] is NULL
-   otherwise).  Returns the count; 0 when nothing is waiting. */
+   otherwise).  Returns the count; 0 when nothing is waiting.  cap must be
+   at least hold_min + 1024 (an error text is shorter than 1 KiB), so that
+   any one result fits. */
 size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
                       size_t max, char *data, size_t cap, size_t hold_min,
                       size_t *used);

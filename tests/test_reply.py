@@ -245,3 +245,21 @@ def test_raw_interim_100_continue_dropped(raw_server_factory: RawServerFactory) 
     assert r.raw == final
     assert r.headers == [("Content-Length", "4"), ("X-Final", "yes"), ("Connection", "close")]
     assert r.body == b"done"
+
+
+@pytest.mark.parametrize("size", [2, 100_000])
+def test_reply_pickles_and_copies(http_server: HTTPTestServer, size: int) -> None:
+    """A reply, small (copied at drain) or large (held in C until read),
+    pickles and copies with every field; the copy owns its bytes."""
+    import copy
+    import pickle
+
+    r = fetch(f"{http_server.url}/bytes/{size}", xdata=None)
+    for other in (pickle.loads(pickle.dumps(r)), copy.copy(r)):
+        assert other is not r
+        assert (other.id, other.url, other.status, other.reason, other.ok) == (
+            r.id, r.url, r.status, r.reason, r.ok)
+        assert other.body == r.body == pattern_bytes(size)
+        assert other.raw == r.raw and other.ml == r.ml and other.bs == size
+        assert other.headers == r.headers and other.times == r.times
+        assert other.http_version == r.http_version

@@ -307,7 +307,7 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
                         status[code] = status_get(code, 0) + 1
                         if code < 400:
                             ok += 1
-                        rx += len(reply.raw)
+                        rx += reply.ml  # no copy of a large reply held in C
                         rx_body += reply.bs
                     else:
                         kind = error_kind(reply)

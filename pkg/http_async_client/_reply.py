@@ -106,6 +106,10 @@ class Reply:
         self._headers: list[tuple[str, str]] | None = None
         self._body: bytes | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle/copy: a reply held in C travels as its bytes
+        return (_rebuild, (self._rec, self.raw, self.err, self.url, self.xdata))
+
     # ---- outcome
     @property
     def ok(self) -> bool:
@@ -275,6 +279,13 @@ class Reply:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
+
+
+def _rebuild(rec: tuple[int, ...], raw: bytes, err: str | None, url: str, xdata: Any) -> Reply:
+    reply = Reply(rec, raw, err)
+    reply.url = url
+    reply.xdata = xdata
+    return reply
 
 
 def _charset(content_type: str | None) -> str | None:
