@@ -170,12 +170,13 @@ class QueryHandle:
         return self._client._cancel(self.id)
 
     def __await__(self) -> Generator[Any, None, Reply]:
-        # a plain generator, not a coroutine + shield: this is the asyncio
-        # per-request path
+        # the asyncio per-request path: no coroutine, no shield, and no frame
+        # of ours in between once waiting: the task resumes the future's own
+        # (C) iterator, whose result is the reply
         got = self._client._await_prepare(self)
         if isinstance(got, Reply):
-            return got
-        return (yield from got.__await__())
+            return _ready(got)
+        return got.__await__()
 
     def __repr__(self) -> str:
         reply = self._reply
@@ -186,6 +187,12 @@ class QueryHandle:
         else:
             state = "done timed out" if reply.timed_out else "done failed"
         return f"<QueryHandle id={self.id} {state} url={self.url!r}>"
+
+
+def _ready(reply: Reply) -> Generator[Any, None, Reply]:
+    """An awaitable iterator that is already done: ``reply``."""
+    return reply
+    yield  # pragma: no cover - makes this a generator
 
 
 class _Suspended(int):
@@ -375,7 +382,10 @@ class Client:
         # unclaimed replies in completion order, by id: result() and await
         # take theirs out in O(1)
         self._stream: OrderedDict[int, QueryHandle] = OrderedDict()
-        self._cv = threading.Condition(threading.Lock())
+        # `with self._lock` rather than `with self._cv`: Condition's
+        # __enter__/__exit__ are Python functions, the lock's are C
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._drain_lock = threading.Lock()
         self._recs = ffi.new("hac_rec[]", _DRAIN_BATCH)
         self._records = memoryview(ffi.buffer(self._recs))
@@ -512,7 +522,7 @@ class Client:
         try:
             h._route(h._reply)
         except Exception:
-            with self._cv:  # routes run in many threads at once
+            with self._lock:  # routes run in many threads at once
                 self._route_errors += 1
             log.exception("route of query %d (%s) raised", h.id, h.url)
 
@@ -932,7 +942,7 @@ class Client:
 
     def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
+        with self._lock:
             if h._reply is None:
                 self._check_usable()
                 h._waiters += 1
@@ -982,7 +992,7 @@ class Client:
         loop = asyncio.get_running_loop()
         self._check_usable()
         run = False
-        with self._cv:
+        with self._lock:
             if h._reply is not None and h._owner != _LOOP:
                 run = self._claim(h, _WAIT)
                 fut = None
@@ -1019,7 +1029,7 @@ class Client:
         if self._drained:
             return
         replies = self._drain_c()
-        with self._cv:
+        with self._lock:
             local = self._settle(replies, loop)
             self._cv.notify_all()
         # _complete_on_loop() inlined: this is the asyncio per-reply path
@@ -1039,7 +1049,7 @@ class Client:
         """The next unclaimed reply of the stream, claimed and with its route
         still to run; None when nothing is left to wait for (or, not
         blocking, nothing is ready)."""
-        with self._cv:
+        with self._lock:
             while True:
                 while self._stream:
                     h = self._stream.popitem(last=False)[1]
@@ -1142,7 +1152,7 @@ class Client:
             return
         lib.hac_close(self._c)  # joins the workers, GIL released
         replies = self._drain_c()
-        with self._cv:
+        with self._lock:
             local = self._settle(replies, None)
             self._drained = True
             self._cv.notify_all()
@@ -1186,7 +1196,8 @@ class Client:
         self._forked = True
         self._closed = True
         self._drained = True
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._drain_lock = threading.Lock()
         self._pumping = False
         self._loops = weakref.WeakSet()
