@@ -185,14 +185,11 @@ int hac_fd(hac_client *c);
 /* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not. */
 int hac_wait(hac_client *c, int timeout_ms);
 
-/* Take up to max finished requests; hand them back with hac_release()
-   (NULL entries are skipped), or one by one with hac_release_one(), from
-   any thread and even after the client is destroyed. */
-size_t hac_drain(hac_client *c, hac_result **out, size_t max);
-void hac_release(hac_client *c, hac_result **res, size_t n);
+/* Give back a result that hac_drain_into() left held; from any thread,
+   even after the client is destroyed. */
 void hac_release_one(hac_result *res);
 
-/* The batch drain: takes up to max finished requests, fewer when their
+/* The drain: takes up to max finished requests, fewer when their
    small responses and error texts would not fit in data[cap].  For each,
    recs[i] gets the fields; a response shorter than hold_min and the error
    text are copied into data back to back (*used bytes in all) and the

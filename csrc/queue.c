@@ -90,26 +90,6 @@ int hac_wait(hac_client *c, int timeout_ms)
   return rc > 0 ? 1 : 0;
 }
 
-size_t hac_drain(hac_client *c, hac_result **out, size_t max)
-{
-  size_t n = 0;
-  struct hac_req *r;
-  pthread_mutex_lock(&c->done_lock);
-  r = c->done_head;
-  while(r && n < max) {
-    out[n++] = &r->res;
-    r = r->next;
-  }
-  c->done_head = r;
-  if(!r) {
-    c->done_tail = NULL;
-    efd_clear(c->efd);
-  }
-  atomic_fetch_sub_explicit(&c->n_done, n, memory_order_relaxed);
-  pthread_mutex_unlock(&c->done_lock);
-  return n;
-}
-
 /* what a result needs in the data area of hac_drain_into() */
 static size_t packed_size(const struct hac_req *r, size_t hold_min)
 {
@@ -185,15 +165,6 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
   }
   *used = off;
   return n;
-}
-
-void hac_release(hac_client *c, hac_result **res, size_t n)
-{
-  size_t i;
-  (void)c;
-  for(i = 0; i < n; i++)
-    if(res[i])
-      hac_req_free((struct hac_req *)(void *)res[i]);
 }
 
 void hac_release_one(hac_result *res)

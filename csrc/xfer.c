@@ -363,27 +363,53 @@ static CURLcode set_method(struct hac_req *r)
   return rc;
 }
 
+#define SET(opt, val) \
+  do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
+
+/* What differs from one request to the next whatever its shape: URL,
+   deadline, where the callbacks write. */
+static CURLcode set_per_request(struct hac_worker *w, struct hac_req *r)
+{
+  CURL *e = r->easy;
+  CURLcode rc;
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  SET(CURLOPT_WRITEDATA, (void *)r);
+  SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_TIMEOUT_MS, r->run_ms);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, r->run_ms);
+  if(w->c->cfg.curl_verbose)
+    SET(CURLOPT_DEBUGDATA, (void *)r);
+  return CURLE_OK;
+}
+
+/* A handle still set up for a request of this shape (see shape_of()):
+   the per-request part and the body. */
+static CURLcode configure_same(struct hac_worker *w, struct hac_req *r)
+{
+  CURL *e = r->easy;
+  CURLcode rc = set_per_request(w, r);
+  if(rc)
+    return rc;
+  if(r->flags & HAC_F_BODY || r->method == HAC_M_POST) {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SET(CURLOPT_POSTFIELDS, r->body_len ? r->body : empty);
+  }
+  return CURLE_OK;
+}
+
 static CURLcode configure(struct hac_worker *w, struct hac_req *r)
 {
   const hac_config *cfg = &w->c->cfg;
   CURL *e = r->easy;
-  long timeout = r->run_ms;
   const char *s;
-  CURLcode rc;
-
-#define SET(opt, val) \
-  do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
-
-  SET(CURLOPT_URL, r->url);
-  SET(CURLOPT_PRIVATE, (void *)r);
-  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  CURLcode rc = set_per_request(w, r);
+  if(rc)
+    return rc;
   SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_WRITEDATA, (void *)r);
   SET(CURLOPT_HEADERFUNCTION, on_header);
-  SET(CURLOPT_HEADERDATA, (void *)r);
   SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_TIMEOUT_MS, timeout);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, timeout);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_SSL_VERIFYHOST,
@@ -442,15 +468,14 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   }
   if(cfg->curl_verbose) {
     SET(CURLOPT_DEBUGFUNCTION, on_debug);
-    SET(CURLOPT_DEBUGDATA, (void *)r);
     SET(CURLOPT_VERBOSE, 1L);
   }
-#undef SET
   rc = set_method(r);
   if(!rc)
     rc = set_headers(w, r);
   return rc;
 }
+#undef SET
 
 /* What a request's options depend on besides its URL, deadline and body:
    0 when it has headers or options of its own (configure all). */
@@ -460,30 +485,6 @@ static uint32_t shape_of(const struct hac_req *r)
     return 0;
   return 1u | r->method << 1 | (r->flags & HAC_F_BODY ? 1u << 8 : 0u) |
     (strncasecmp(r->url, "https:", 6) ? 0u : 1u << 9);
-}
-
-/* A handle still set up for a request of this shape: the per-request part */
-static CURLcode configure_same(struct hac_worker *w, struct hac_req *r)
-{
-  CURL *e = r->easy;
-  CURLcode rc;
-#define SET(opt, val) \
-  do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
-  SET(CURLOPT_URL, r->url);
-  SET(CURLOPT_PRIVATE, (void *)r);
-  SET(CURLOPT_ERRORBUFFER, r->errbuf);
-  SET(CURLOPT_WRITEDATA, (void *)r);
-  SET(CURLOPT_HEADERDATA, (void *)r);
-  SET(CURLOPT_TIMEOUT_MS, r->run_ms);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, r->run_ms);
-  if(w->c->cfg.curl_verbose)
-    SET(CURLOPT_DEBUGDATA, (void *)r);
-  if(r->flags & HAC_F_BODY || r->method == HAC_M_POST) {
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SET(CURLOPT_POSTFIELDS, r->body_len ? r->body : empty);
-  }
-#undef SET
-  return CURLE_OK;
 }
 
 /* libcurl did not end the transfer by its deadline (it can lose one after

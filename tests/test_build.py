@@ -49,7 +49,7 @@ def test_cdef_comes_from_the_header() -> None:
     finally:
         sys.path.remove(str(ROOT))
     cdef = build_ffi.read_cdef()
-    assert "hac_client_new" in cdef and "hac_drain" in cdef
+    assert "hac_client_new" in cdef and "hac_drain_into" in cdef
     assert "#define HAC_M_GET ..." in cdef
     assert not any(
         line.startswith("#define") and not line.endswith("...")
