@@ -9,8 +9,8 @@
  * HAC_CACHE_MIN..HAC_CACHE_MAX bytes are kept (at most HAC_CACHE_SLOTS and
  * HAC_CACHE_BYTES per client) when a reply is released and reused for the
  * next large response.  A closed client keeps nothing; the cache itself
- * lives until the last request referring to it is freed (Python may hold a
- * large reply beyond the client's life, see hac_release_one()).
+ * lives until the client and every reply Python still holds in C are gone
+ * (a large reply may outlive its client, see hac_release_one()).
  */
 #include "internal.h"
 
@@ -34,7 +34,7 @@ void hac_bufcache_ref(struct hac_bufcache *bc)
   atomic_fetch_add_explicit(&bc->refs, 1, memory_order_relaxed);
 }
 
-/* The last reference (the client's or a reply Python still holds after
+/* The last reference (the client's, or that of a reply Python holds after
    the client is gone) frees the cache. */
 void hac_bufcache_unref(struct hac_bufcache *bc)
 {

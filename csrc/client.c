@@ -151,7 +151,6 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
     }
     off += used;
     r->buf.cache = c->bufs;
-    hac_bufcache_ref(c->bufs);
     i = (int)(r->res.id % (uint64_t)n);
     r->next = NULL;
     if(head[i])

@@ -46,7 +46,7 @@ unsigned hac_fork_gen(void);
 
 struct hac_bufcache {
   pthread_mutex_t lock;
-  atomic_size_t refs;          /* the client + every request not freed */
+  atomic_size_t refs;          /* the client + every result Python holds */
   unsigned gen;                /* hac_fork_gen() when made */
   bool off;                    /* client closed: cache nothing */
   size_t n;
@@ -99,7 +99,6 @@ struct hac_req {
   uint64_t cl;                 /* Content-Length of the last response */
   const char *bad;             /* why the response is malformed, or NULL */
   uint32_t shape;              /* see xfer.c shape_of() */
-  bool completed;              /* libcurl ended it with CURLE_OK */
   bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
   bool h2_retried;             /* already restarted once with prior knowl. */
   struct hac_origin *origin;   /* h2c origin this request counts on */

@@ -160,8 +160,12 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
       held[i] = NULL;
       hac_req_free(q);
     }
-    else
-      o->raw_off = -1; /* held[i] stays: Python releases it */
+    else {
+      /* held[i] stays: Python releases it, maybe after the client is gone,
+         so the result keeps the buffer cache alive */
+      o->raw_off = -1;
+      hac_bufcache_ref(q->buf.cache);
+    }
   }
   *used = off;
   return n;
@@ -170,11 +174,17 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
 void hac_release_one(hac_result *res)
 {
   struct hac_req *r = (struct hac_req *)(void *)res;
+  struct hac_bufcache *bc;
+  if(!r)
+    return;
+  bc = r->buf.cache;
   /* in a forked child a parent's thread may have held the cache lock:
      leaking is the only safe choice (as hac_destroy() does) */
-  if(!r || (r->buf.cache && r->buf.cache->gen != hac_fork_gen()))
+  if(bc && bc->gen != hac_fork_gen())
     return;
   hac_req_free(r);
+  if(bc)
+    hac_bufcache_unref(bc); /* the reference hac_drain_into() took */
 }
 
 void hac_log_add(struct hac_client *c, const char *text, size_t n)

@@ -62,13 +62,10 @@ void hac_req_free(struct hac_req *r)
 {
   if(!r)
     return;
-  struct hac_bufcache *bc = r->buf.cache;
   if(r->hdrs)
     curl_slist_free_all(r->hdrs);
   hac_buf_free(&r->buf);
   hac_mfree(r);
-  if(bc)
-    hac_bufcache_unref(bc);
 }
 
 /* The value of option key, or NULL when the request does not set it. */
@@ -622,7 +619,7 @@ static void detach(struct hac_worker *w, struct hac_req *r)
     r->in_multi = false;
   }
   /* only a transfer that completed leaves its options for the next */
-  easy_put(w, r->easy, r->completed ? r->shape : 0);
+  easy_put(w, r->easy, (r->res.flags & HAC_R_OK) ? r->shape : 0);
   r->easy = NULL;
   if(r->hdrs) {
     curl_slist_free_all(r->hdrs);
@@ -683,7 +680,6 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   }
   else if(rc == CURLE_OK) {
     r->res.flags = HAC_R_OK;
-    r->completed = true;
     for(i = 0; i < HAC_T_COUNT; i++) {
       curl_off_t t = 0;
       curl_easy_getinfo(e, tinfo[i], &t);

@@ -96,7 +96,6 @@ _M_GET = lib.HAC_M_GET
 _F_BODY = lib.HAC_F_BODY
 _pack = REQHDR.pack
 
-_R_OK = lib.HAC_R_OK
 # who claimed a reply (QueryHandle._owner)
 _WAIT, _LOOP, _STREAM = 1, 2, 3
 
@@ -827,25 +826,11 @@ class Client:
                 for i, rec in enumerate(_iter_unpack(records[: n * _REC_SIZE])):
                     off = rec[1]
                     eoff = rec[6]
+                    err = None if eoff < 0 else blob[eoff : eoff + rec[7]].decode("utf-8", "replace")
                     if off >= 0:
-                        append(
-                            Reply(
-                                rec,
-                                blob[off : off + rec[2]],
-                                None if eoff < 0
-                                else blob[eoff : eoff + rec[7]].decode("utf-8", "replace"),
-                            )
-                        )
+                        append(Reply(rec, blob[off : off + rec[2]], err))
                     else:  # large: stays in C until asked for (see _reply)
-                        append(
-                            Reply(
-                                rec,
-                                None,
-                                None if eoff < 0
-                                else blob[eoff : eoff + rec[7]].decode("utf-8", "replace"),
-                                ffi.gc(held[i], _release_one),
-                            )
-                        )
+                        append(Reply(rec, None, err, ffi.gc(held[i], _release_one)))
                 # fewer than asked and not for want of room: the queue is empty
                 if n < _DRAIN_BATCH and size + _DATA_SLACK <= _DATA_CAP:
                     break

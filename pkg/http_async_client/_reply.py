@@ -72,8 +72,6 @@ class Reply:
         "_rec",
         "_raw",
         "_held",
-        "_len",
-        "_body_off",
         "_headers",
         "_body",
     )
@@ -92,8 +90,6 @@ class Reply:
         ``REC``), ``raw`` the whole response or None when ``held`` (a
         ``hac_result *`` released when collected) still holds it in C."""
         self.id = rec[0]
-        self._len = rec[2]
-        self._body_off = rec[3]
         self.status = rec[15]
         self.curl_code = rec[16]
         self.flags = rec[17]
@@ -176,7 +172,7 @@ class Reply:
     def headers(self) -> list[tuple[str, str]]:
         """Response headers in order, repeats kept, as (name, value)."""
         if self._headers is None:
-            self._headers = _parse_headers(self._slice(0, self._body_off))
+            self._headers = _parse_headers(self._slice(0, self._rec[3]))
         return self._headers
 
     def hdr(self, name: str, index: int = 0) -> str | None:
@@ -212,13 +208,13 @@ class Reply:
     @property
     def ml(self) -> int:
         """``$http_ml``: length of the whole response."""
-        return self._len
+        return self._rec[2]
 
     @property
     def body(self) -> bytes:
         """``$http_rb``: the body, binary-safe."""
         if self._body is None:
-            self._body = self._slice(self._body_off, self._len)
+            self._body = self._slice(self._rec[3], self._rec[2])
         return self._body
 
     rb = body
@@ -226,7 +222,8 @@ class Reply:
     @property
     def bs(self) -> int:
         """``$http_bs``: the body length."""
-        return self._len - self._body_off
+        rec = self._rec
+        return rec[2] - rec[3]
 
     @property
     def encoding(self) -> str:
