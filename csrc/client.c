@@ -74,7 +74,7 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
     snprintf(errbuf, errlen, "out of memory");
     return NULL;
   }
-  c->efd = -1;
+  atomic_init(&c->efd, -1);
   c->pid = getpid();
   c->cfg = *cfg;
   c->cfg.memory_manager = *mm_effective;
@@ -171,6 +171,8 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
       refused = true;
       continue;
     }
+    atomic_fetch_add_explicit(&w->n_requests, count[i],
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&w->n_inflight, count[i],
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&w->n_queued, count[i], memory_order_relaxed);
@@ -217,6 +219,10 @@ void hac_stats_get(hac_client *c, hac_stats *out)
     struct hac_worker *w = &c->workers[i];
     out->requests += atomic_load_explicit(&w->n_requests,
                                           memory_order_relaxed);
+    out->started += atomic_load_explicit(&w->n_started, memory_order_relaxed);
+    out->dead_connections += atomic_load_explicit(&w->n_dead,
+                                                  memory_order_relaxed);
+    out->resent += atomic_load_explicit(&w->n_resent, memory_order_relaxed);
     out->replies += atomic_load_explicit(&w->n_replies, memory_order_relaxed);
     out->errors += atomic_load_explicit(&w->n_errors, memory_order_relaxed);
     out->timeouts += atomic_load_explicit(&w->n_timeouts,
@@ -247,6 +253,9 @@ void hac_close(hac_client *c)
         hac_worker_release(&c->workers[i]);
     if(c->bufs)
       hac_bufcache_flush(c->bufs, true);
+    /* every reply is queued: nothing will write the eventfd again, and a
+       client closed while replies are still held must not hold an fd */
+    hac_done_close_fd(c);
   }
   pthread_mutex_unlock(&c->close_lock);
 }

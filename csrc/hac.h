@@ -151,7 +151,8 @@ typedef struct hac_rec {
 } hac_rec;
 
 typedef struct hac_stats {
-  uint64_t requests;           /* handed to libcurl */
+  uint64_t requests;           /* submitted (accepted by hac_submit()) */
+  uint64_t started;            /* handed to libcurl (once per request) */
   uint64_t replies;            /* transfers completed (any status) */
   uint64_t errors;             /* failed transfers, timeouts excluded */
   uint64_t timeouts;           /* deadline misses */
@@ -162,6 +163,10 @@ typedef struct hac_stats {
   uint64_t mem_in_use;         /* accounted allocator, process-wide */
   uint64_t mem_peak;
   uint64_t log_dropped;        /* curl_verbose bytes dropped (buffer full) */
+  uint64_t dead_connections;   /* cached connections found dead */
+  uint64_t resent;             /* requests the worker started again (h2c,
+                                  a dead cached connection), not re-counted
+                                  in requests or started */
 } hac_stats;
 
 const char *hac_version(void);
@@ -179,10 +184,12 @@ long hac_submit(hac_client *c, const char *blob, size_t len);
    unless the request has already finished.  0, or HAC_E_CLOSED. */
 int hac_cancel(hac_client *c, uint64_t id);
 
-/* The fd that turns readable when completions are waiting. */
+/* The fd that turns readable when completions are waiting; -1 once the
+   client is closed (hac_close() closes it). */
 int hac_fd(hac_client *c);
 
-/* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not. */
+/* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not.
+   Returns 1 at once when the client is or gets closed. */
 int hac_wait(hac_client *c, int timeout_ms);
 
 /* Give back a result that hac_drain_into() left held; from any thread,

@@ -18,6 +18,11 @@
 
 #include "hac.h"
 
+/* CURLOPT_PREREQFUNCTION (7.80.0) is how a request is never sent twice */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "http_async_client needs libcurl 7.80.0 or newer"
+#endif
+
 /* set by build_ffi.py from the package version, checked at import */
 #ifndef HAC_VERSION_STR
 #define HAC_VERSION_STR "unknown"
@@ -99,8 +104,24 @@ struct hac_req {
   uint64_t cl;                 /* Content-Length of the last response */
   const char *bad;             /* why the response is malformed, or NULL */
   uint32_t shape;              /* see xfer.c shape_of() */
-  bool h2_reuse;               /* h2c via CURL_HTTP_VERSION_2_0 (h2c.c) */
-  bool h2_retried;             /* already restarted once with prior knowl. */
+  /* what each attempt's pre-request callback saw (xfer.c on_prereq) */
+  bool sent;                   /* the request went out in this transfer */
+  bool responded;              /* response bytes since it last went out */
+  bool reused;                 /* its connection was a cached one */
+  bool started;                /* counted in n_started */
+  uint8_t abort;               /* HAC_ABORT_*: why on_prereq stopped it */
+  uint8_t restarts;            /* times the worker started it again */
+  long nconnects;              /* CURLINFO_NUM_CONNECTS at the last send */
+  long lport;                  /* its connection's local port, */
+  long pport;                  /* peer port */
+  char pip[48];                /* and peer address */
+  /* h2c.c: HTTP/2 prior knowledge on libcurl 7.88 */
+  uint8_t h2_mode;             /* HAC_H2C_* */
+  bool h2_opening;             /* counted in origin->opening */
+  bool h2_joining;             /* counted in origin->joining */
+  bool h2_on;                  /* counted in origin->on_conns */
+  bool h2_waiting;             /* in origin's queue (wnext, wprev) */
+  bool h2_force_prior;         /* start again opening a connection */
   struct hac_origin *origin;   /* h2c origin this request counts on */
   ev_timer guard;               /* watchdog: deadline + grace */
   double deadline;             /* ev_now() + timeout, set on arrival */
@@ -121,11 +142,46 @@ struct hac_sock {
   struct hac_sock *prev;
 };
 
-/* an h2c origin (host:port) a prior-knowledge connection was opened to */
+/* why on_prereq() aborted a transfer (hac_req.abort) */
+#define HAC_ABORT_LOST 1       /* not idempotent, would be sent again */
+#define HAC_ABORT_STALE 2      /* about to go out on a suspect connection */
+#define HAC_ABORT_H2C 3        /* h2c: wrong kind of connection (h2c.c) */
+
+/* hac_req.h2_mode */
+#define HAC_H2C_OFF 0
+#define HAC_H2C_OPEN 1         /* prior knowledge on a fresh connection */
+#define HAC_H2C_JOIN 2         /* CURL_HTTP_VERSION_2_0 onto an open one */
+
+/* an h2c origin (host:port) of a worker (h2c.c) */
 struct hac_origin {
   struct hac_origin *next;
-  bool live;
+  uint32_t conns;              /* open prior-knowledge connections */
+  uint32_t opening;            /* OPEN transfers not yet sending */
+  uint32_t joining;            /* JOIN transfers not yet sending */
+  uint32_t on_conns;           /* transfers sending on its connections */
+  struct hac_req *wait_head;   /* waiting for a connection being opened */
+  struct hac_req *wait_tail;
+  uint32_t nwait;
   char key[];
+};
+
+/* ---- conn.c: the connections libcurl opened for a worker ---- */
+struct hac_peer {
+  uint16_t family;
+  uint16_t port;
+  unsigned char addr[16];
+};
+
+struct hac_conn {              /* indexed by fd */
+  struct hac_peer peer;
+  uint32_t gen;                /* bumped each time the fd is opened */
+  uint16_t lport;              /* local port, 0 until known */
+  bool open;
+  bool watched;                /* some transfer is using it */
+  bool dead;                   /* found dead (counted once) */
+  bool shut;                   /* shut down by hac_conn_suspect() */
+  bool h2c;                    /* prior-knowledge HTTP/2 runs on it */
+  struct hac_origin *origin;   /* its h2c origin */
 };
 
 struct hac_cancel {
@@ -146,6 +202,7 @@ struct hac_worker {
   ev_prepare flusher;
   CURLM *multi;
   bool kick;                    /* libcurl asked for a 0 ms timeout */
+  bool h2c_kick;                /* h2c waiters may go (h2c.c) */
 
   /* shared with submitters, under lock */
   pthread_mutex_t lock;
@@ -163,6 +220,8 @@ struct hac_worker {
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;
+  struct hac_conn *conns;       /* conn.c, by fd */
+  size_t nconns;
   struct hac_origin *origins;
   size_t active;                /* transfers handed to libcurl */
   struct hac_req *wait_head;    /* admitted when active < max_connections */
@@ -175,7 +234,10 @@ struct hac_worker {
   struct hac_req *fin_tail;
 
   /* read by hac_stats_get() from any thread */
-  atomic_uint_least64_t n_requests;
+  atomic_uint_least64_t n_requests;   /* submitted */
+  atomic_uint_least64_t n_started;    /* handed to libcurl */
+  atomic_uint_least64_t n_dead;       /* cached connections found dead */
+  atomic_uint_least64_t n_resent;     /* started again by the worker */
   atomic_uint_least64_t n_replies;
   atomic_uint_least64_t n_errors;
   atomic_uint_least64_t n_timeouts;
@@ -197,7 +259,8 @@ struct hac_client {
   struct hac_req *done_head;
   struct hac_req *done_tail;
   atomic_uint_least64_t n_done;
-  int efd;
+  atomic_int efd;              /* -1 once closed (hac_done_close_fd()) */
+  atomic_int waiters;          /* threads in hac_wait()'s poll() */
 
   struct hac_bufcache *bufs;
 
@@ -211,6 +274,7 @@ struct hac_client {
 int hac_done_init(struct hac_client *c);
 void hac_done_push(struct hac_client *c, struct hac_req *head,
                    struct hac_req *tail, size_t n);
+void hac_done_close_fd(struct hac_client *c);
 void hac_done_fini(struct hac_client *c);
 void hac_log_add(struct hac_client *c, const char *text, size_t n);
 
@@ -227,15 +291,37 @@ struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
 void hac_req_free(struct hac_req *r);
 void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_start(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_start_h2c(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_park(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_unpark(struct hac_worker *w, struct hac_req *r);
+const char *hac_req_opt(const struct hac_req *r, int key);
 void hac_xfer_promote(struct hac_worker *w);
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
 void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
                    const char *msg);
 void hac_pool_fini(struct hac_worker *w);
 
+/* ---- conn.c ---- */
+curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
+                            struct curl_sockaddr *a);
+int hac_conn_close(void *clientp, curl_socket_t fd);
+void hac_conn_watch(struct hac_worker *w, curl_socket_t fd, bool on);
+struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
+                               long port, long lport);
+curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k);
+int hac_peer_parse(struct hac_peer *p, const char *ip, long port);
+size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p);
+void hac_conn_fini(struct hac_worker *w);
+
 /* ---- h2c.c ---- */
+#define HAC_H2C_STREAMS 100    /* CURLMOPT_MAX_CONCURRENT_STREAMS we set */
+bool hac_h2c_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
+void hac_h2c_promote(struct hac_worker *w);
 CURLcode hac_h2c_version(struct hac_worker *w, struct hac_req *r);
-bool hac_h2c_retry(struct hac_worker *w, struct hac_req *r, CURLcode rc);
+bool hac_h2c_prereq(struct hac_worker *w, struct hac_req *r, bool fresh,
+                    const char *ip, long port, long lport);
+void hac_h2c_detach(struct hac_worker *w, struct hac_req *r);
+void hac_h2c_conn_closed(struct hac_worker *w, struct hac_conn *k);
 void hac_h2c_fini(struct hac_worker *w);
 
 /* ---- worker.c ---- */

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -18,17 +19,39 @@
 
 int hac_done_init(struct hac_client *c)
 {
-  c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if(c->efd < 0)
-    return -1;
-  return 0;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  atomic_store(&c->efd, fd);
+  return fd < 0 ? -1 : 0;
+}
+
+static void efd_signal(int fd);
+
+/*
+ * Close the eventfd (hac_close(): no worker writes it any more).  A thread
+ * may be inside poll() on it, or about to enter: closing the number under
+ * it could make it poll whatever file gets that number next.  So the fd is
+ * first unpublished, then made readable (every poll() returns), and closed
+ * once no thread is left in hac_wait(); a thread that comes later sees -1.
+ */
+void hac_done_close_fd(struct hac_client *c)
+{
+  int fd;
+  pthread_mutex_lock(&c->done_lock); /* hac_drain_into() clears it under it */
+  fd = atomic_exchange(&c->efd, -1);
+  pthread_mutex_unlock(&c->done_lock);
+  if(fd < 0)
+    return;
+  efd_signal(fd);
+  while(atomic_load(&c->waiters))
+    sched_yield(); /* they return at once: the fd is readable */
+  close(fd);
 }
 
 void hac_done_fini(struct hac_client *c)
 {
-  if(c->efd >= 0)
-    close(c->efd);
-  c->efd = -1;
+  int fd = atomic_exchange(&c->efd, -1);
+  if(fd >= 0)
+    close(fd);
 }
 
 static void efd_signal(int fd)
@@ -66,13 +89,16 @@ void hac_done_push(struct hac_client *c, struct hac_req *head,
   c->done_tail = tail;
   atomic_fetch_add_explicit(&c->n_done, n, memory_order_relaxed);
   pthread_mutex_unlock(&c->done_lock);
-  if(was_empty)
-    efd_signal(c->efd);
+  if(was_empty) {
+    int fd = atomic_load(&c->efd);
+    if(fd >= 0)
+      efd_signal(fd);
+  }
 }
 
 int hac_fd(hac_client *c)
 {
-  return c->efd;
+  return atomic_load(&c->efd);
 }
 
 int hac_wait(hac_client *c, int timeout_ms)
@@ -83,10 +109,18 @@ int hac_wait(hac_client *c, int timeout_ms)
     return 1;
   if(!timeout_ms)
     return 0; /* n_done is the truth; the eventfd only wakes sleepers */
-  pfd.fd = c->efd;
+  /* seq_cst pairs with hac_done_close_fd(): either this sees -1 or the
+     closer sees this thread and waits for it */
+  atomic_fetch_add(&c->waiters, 1);
+  pfd.fd = atomic_load(&c->efd);
+  if(pfd.fd < 0) {
+    atomic_fetch_sub(&c->waiters, 1);
+    return 1; /* closed: the caller drains what is left */
+  }
   pfd.events = POLLIN;
   pfd.revents = 0;
   rc = poll(&pfd, 1, timeout_ms);
+  atomic_fetch_sub(&c->waiters, 1);
   return rc > 0 ? 1 : 0;
 }
 
@@ -123,8 +157,10 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
   }
   c->done_head = r;
   if(!r) {
+    int fd = atomic_load(&c->efd);
     c->done_tail = NULL;
-    efd_clear(c->efd);
+    if(fd >= 0)
+      efd_clear(fd);
   }
   atomic_fetch_sub_explicit(&c->n_done, n, memory_order_relaxed);
   pthread_mutex_unlock(&c->done_lock);

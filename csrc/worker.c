@@ -87,6 +87,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
   int events;
   (void)e;
   if(what == CURL_POLL_REMOVE) {
+    hac_conn_watch(w, s, false);
     if(sk) {
       ev_io_stop(w->loop, &sk->io);
       if(sk->prev)
@@ -110,6 +111,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
         w->oom[w->noom++] = e;
       return 0; /* libcurl 7.88 mishandles -1; the request is ended instead */
     }
+    hac_conn_watch(w, s, true);
     sk->w = w;
     sk->next = w->socks;
     if(w->socks)
@@ -145,6 +147,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   (void)revents;
   if(w->wait_head)
     hac_xfer_promote(w);
+  if(w->h2c_kick)
+    hac_h2c_promote(w);
   if(w->fin_head)
     flush(w);
 }
@@ -269,6 +273,9 @@ int hac_worker_start(struct hac_worker *w)
      opening sockets until the process runs out of fds */
   curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     w->c->cfg.max_connections);
+  /* libcurl's default, set so that h2c.c knows it */
+  curl_multi_setopt(w->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                    (long)HAC_H2C_STREAMS);
 
   ev_init(&w->timer, timer_cb);
   w->timer.data = w;
@@ -307,7 +314,8 @@ void hac_worker_stop(struct hac_worker *w)
    fds (close() returns with them released). */
 void hac_worker_release(struct hac_worker *w)
 {
-  release_curl(w);
+  release_curl(w); /* closes sockets: conn.c and h2c.c state still used */
+  hac_conn_fini(w);
   hac_h2c_fini(w);
   while(w->socks) {
     struct hac_sock *sk = w->socks;

@@ -69,7 +69,7 @@ void hac_req_free(struct hac_req *r)
 }
 
 /* The value of option key, or NULL when the request does not set it. */
-static const char *opt_get(const struct hac_req *r, int key)
+const char *hac_req_opt(const struct hac_req *r, int key)
 {
   const char *p = r->opt;
   const char *end = r->opt + r->opt_len;
@@ -84,13 +84,13 @@ static const char *opt_get(const struct hac_req *r, int key)
 
 static long opt_long(const struct hac_req *r, int key, long dflt)
 {
-  const char *v = opt_get(r, key);
+  const char *v = hac_req_opt(r, key);
   return v ? strtol(v, NULL, 10) : dflt;
 }
 
 static const char *opt_str(const struct hac_req *r, int key, const char *dflt)
 {
-  const char *v = opt_get(r, key);
+  const char *v = hac_req_opt(r, key);
   if(!v)
     return dflt;
   return *v ? v : NULL;
@@ -102,6 +102,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
   struct hac_req *r = userp;
   size_t len = size * n;
+  r->responded = true;
   if(r->in_body)
     return len; /* trailers: the body is already being captured */
   if(len >= 5 && !memcmp(data, "HTTP/", 5)) {
@@ -154,6 +155,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
   struct hac_req *r = userp;
   size_t len = size * n;
+  r->responded = true;
   if(!r->in_body) {
     r->in_body = true;
     r->res.body_off = r->buf.len;
@@ -212,6 +214,82 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size,
     p += n + 1;
   }
   return 0;
+}
+
+/* ------------------------------------------------- sent once, or again */
+
+/* RFC 9110 9.2.2: of our methods, POST and PATCH are not idempotent */
+static bool idempotent(const struct hac_req *r)
+{
+  return r->method != HAC_M_POST && r->method != HAC_M_PATCH;
+}
+
+/* A cached connection this request went out on closed before any response:
+   count it once, and distrust the idle connections to the same peer. */
+static void found_dead(struct hac_worker *w, struct hac_req *r)
+{
+  struct hac_conn *k = hac_conn_find(w, r->pip, r->pport, r->lport);
+  struct hac_peer p;
+  if(k) {
+    if(k->dead)
+      return;
+    k->dead = true;
+  }
+  atomic_fetch_add_explicit(&w->n_dead, 1, memory_order_relaxed);
+  if(!hac_peer_parse(&p, r->pip, r->pport))
+    (void)hac_conn_suspect(w, &p);
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: libcurl has a connection for the request and is
+ * about to send it, once per attempt (a redirect, an authentication round
+ * or a re-send is a new one).  Called again with no response since the
+ * last time, it is libcurl's silent re-send after the connection died
+ * ("Connection died, retrying a fresh connect"), whatever the method: a
+ * POST the server may already have processed would run twice.
+ */
+static int on_prereq(void *userp, char *ip, char *local_ip, int port,
+                     int local_port)
+{
+  struct hac_req *r = userp;
+  struct hac_worker *w = r->w;
+  long n = 0;
+  bool fresh;
+  (void)local_ip;
+  curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &n);
+  fresh = n != r->nconnects;
+  r->nconnects = n;
+  if(r->sent && !r->responded) {
+    if(r->reused)
+      found_dead(w, r);
+    if(!idempotent(r)) {
+      r->abort = HAC_ABORT_LOST;
+      return CURL_PREREQFUNC_ABORT;
+    }
+    if(!fresh) {
+      /* another cached connection, as suspect as the first: start over
+         once the suspects are shut (libcurl would try up to five) */
+      r->abort = HAC_ABORT_STALE;
+      return CURL_PREREQFUNC_ABORT;
+    }
+  }
+  if(r->h2_mode && hac_h2c_prereq(w, r, fresh, ip, port, local_port)) {
+    r->abort = HAC_ABORT_H2C;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  r->sent = true;
+  r->responded = false;
+  r->reused = !fresh;
+  r->pport = port;
+  r->lport = local_port;
+  if(ip) {
+    size_t len = strnlen(ip, sizeof(r->pip) - 1);
+    memcpy(r->pip, ip, len);
+    r->pip[len] = '\0';
+  }
+  else
+    r->pip[0] = '\0';
+  return CURL_PREREQFUNC_OK;
 }
 
 /* --------------------------------------------------------- easy handles */
@@ -374,6 +452,7 @@ static CURLcode set_per_request(struct hac_worker *w, struct hac_req *r)
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_WRITEDATA, (void *)r);
   SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_PREREQDATA, (void *)r);
   SET(CURLOPT_TIMEOUT_MS, r->run_ms);
   SET(CURLOPT_CONNECTTIMEOUT_MS, r->run_ms);
   if(w->c->cfg.curl_verbose)
@@ -406,6 +485,11 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
     return rc;
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_PREREQFUNCTION, on_prereq);
+  SET(CURLOPT_OPENSOCKETFUNCTION, hac_conn_open);
+  SET(CURLOPT_OPENSOCKETDATA, (void *)w);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, hac_conn_close);
+  SET(CURLOPT_CLOSESOCKETDATA, (void *)w);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -491,7 +575,9 @@ static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
   struct hac_req *r = t->data;
   (void)loop;
   (void)revents;
-  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->waiting ?
+  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->h2_waiting ?
+                "TIMEOUT: the deadline passed while waiting for an HTTP/2 "
+                "connection being opened" : r->waiting ?
                 "TIMEOUT: the deadline passed while waiting for a "
                 "connection slot (max_connections)" :
                 "TIMEOUT: libcurl did not end the transfer by its deadline "
@@ -544,6 +630,23 @@ void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
   ev_timer_start(w->loop, &r->guard);
 }
 
+/* A request waits outside libcurl (h2c.c): cancel finds it, its deadline
+   runs. */
+void hac_xfer_park(struct hac_worker *w, struct hac_req *r)
+{
+  double left = r->deadline - ev_now(w->loop);
+  hac_table_add(w, r);
+  ev_timer_init(&r->guard, guard_cb, left > 0.0 ? left : 0.0, 0.);
+  r->guard.data = r;
+  ev_timer_start(w->loop, &r->guard);
+}
+
+void hac_xfer_unpark(struct hac_worker *w, struct hac_req *r)
+{
+  ev_timer_stop(w->loop, &r->guard);
+  hac_table_del(w, r);
+}
+
 /* Start queued requests while slots are free (once per loop iteration). */
 void hac_xfer_promote(struct hac_worker *w)
 {
@@ -554,7 +657,7 @@ void hac_xfer_promote(struct hac_worker *w)
   }
 }
 
-void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
+static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
 {
   CURLcode rc;
   CURLMcode mrc;
@@ -562,11 +665,15 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
   double left = r->deadline - ev_now(w->loop);
   r->w = w;
   if(left <= 0.0) {
-    hac_xfer_fail(w, r, HAC_R_TIMEOUT,
+    hac_xfer_fail(w, r, HAC_R_TIMEOUT, r->restarts ?
+                  "TIMEOUT: the deadline passed before the request could "
+                  "be sent again on a new connection" :
                   "TIMEOUT: the deadline passed while waiting for a "
                   "connection slot (max_connections)");
     return;
   }
+  if(r->opt_len && hac_h2c_gate(w, r, promoted))
+    return; /* waits for an h2c connection, or failed */
   r->run_ms = (long)(left * 1000.0);
   if(r->run_ms < 1)
     r->run_ms = 1;
@@ -599,7 +706,21 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
                 (double)(r->run_ms + HAC_GRACE_MS) / 1000.0, 0.);
   r->guard.data = r;
   ev_timer_start(w->loop, &r->guard);
-  atomic_fetch_add_explicit(&w->n_requests, 1, memory_order_relaxed);
+  if(!r->started) {
+    r->started = true;
+    atomic_fetch_add_explicit(&w->n_started, 1, memory_order_relaxed);
+  }
+}
+
+void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
+{
+  start(w, r, false);
+}
+
+/* An h2c request leaving the wait in h2c.c: it goes now. */
+void hac_xfer_start_h2c(struct hac_worker *w, struct hac_req *r)
+{
+  start(w, r, true);
 }
 
 /* ----------------------------------------------------------------- done */
@@ -609,6 +730,7 @@ static void detach(struct hac_worker *w, struct hac_req *r)
 {
   if(r->waiting)
     wait_unlink(w, r);
+  hac_h2c_detach(w, r);
   if(!r->easy)
     return;
   if(r->in_multi) {
@@ -635,16 +757,90 @@ static void fill_capture(struct hac_req *r)
   r->res.raw_len = r->buf.len;
 }
 
+/* at most this many starts over per request, each within its deadline */
+#define HAC_MAX_RESTARTS 3
+
 /* Run a request again from the start on a fresh easy handle state. */
 static void restart(struct hac_worker *w, struct hac_req *r)
 {
   detach(w, r);
   r->buf.len = 0;
   r->in_body = false;
+  r->too_big = false;
+  r->hdr_done = false;
+  r->cl_seen = false;
+  r->bad = NULL;
   r->errbuf[0] = '\0';
   r->res.body_off = r->res.reason_off = r->res.reason_len = 0;
-  atomic_fetch_sub_explicit(&w->n_requests, 1, memory_order_relaxed);
+  /* a new transfer: libcurl counts its connections from 0 again */
+  r->sent = r->responded = r->reused = false;
+  r->abort = 0;
+  r->nconnects = 0;
+  r->restarts++;
+  atomic_fetch_add_explicit(&w->n_resent, 1, memory_order_relaxed);
   hac_xfer_start(w, r);
+}
+
+/* libcurl's codes for a connection that closed or broke under a request */
+static bool conn_broke(CURLcode rc)
+{
+  switch(rc) {
+  case CURLE_GOT_NOTHING:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_PARTIAL_FILE:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void lost_after_send(struct hac_worker *w, struct hac_req *r,
+                            CURLcode rc)
+{
+  static const char *const names[] = {
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"
+  };
+  char why[CURL_ERROR_SIZE + 64];
+  if(r->abort == HAC_ABORT_LOST)
+    snprintf(why, sizeof(why), "the cached connection it went out on "
+             "closed with no response");
+  else if(r->errbuf[0])
+    snprintf(why, sizeof(why), "%s (curl error %d)", r->errbuf, (int)rc);
+  else
+    snprintf(why, sizeof(why), "%s (curl error %d)", curl_easy_strerror(rc),
+             (int)rc);
+  snprintf(r->errtext, sizeof(r->errtext),
+           "CONNECTION_LOST_AFTER_SEND: the connection closed after the "
+           "request was sent, before any response; the server may have "
+           "received it (%s is not idempotent: not sent again): %.120s",
+           names[r->method < 7 ? r->method : 1], why);
+  r->res.err = r->errtext;
+  atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
+}
+
+/*
+ * A failed transfer the worker may start again: stopped before anything
+ * was sent (h2c, a suspect connection), or an idempotent request whose
+ * cached connection turned out dead (libcurl re-sends such a request on
+ * HTTP/1.1, not always on HTTP/2).  true: restarted.
+ */
+static bool start_over(struct hac_worker *w, struct hac_req *r, CURLcode rc)
+{
+  bool again = false;
+  if(r->abort == HAC_ABORT_STALE || r->abort == HAC_ABORT_H2C)
+    again = rc == CURLE_ABORTED_BY_CALLBACK;
+  else if(!r->abort && r->sent && !r->responded && conn_broke(rc) &&
+          r->reused) {
+    found_dead(w, r);
+    again = idempotent(r);
+  }
+  if(!again || r->restarts >= HAC_MAX_RESTARTS)
+    return false;
+  restart(w, r);
+  return true;
 }
 
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
@@ -660,10 +856,8 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   long ver = 0;
   int i;
 
-  if(r->origin && hac_h2c_retry(w, r, rc)) {
-    restart(w, r);
+  if(rc != CURLE_OK && start_over(w, r, rc))
     return;
-  }
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
   r->res.status = (int32_t)code;
@@ -694,6 +888,18 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
       snprintf(r->errtext, sizeof(r->errtext), "TIMEOUT: %s (curl error %d)",
                r->errbuf[0] ? r->errbuf : what, (int)rc);
       atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
+    }
+    else if(r->abort == HAC_ABORT_LOST ||
+            (!idempotent(r) && r->sent && !r->responded && conn_broke(rc)))
+      lost_after_send(w, r, rc);
+    else if(r->abort == HAC_ABORT_STALE || r->abort == HAC_ABORT_H2C) {
+      snprintf(r->errtext, sizeof(r->errtext), r->abort == HAC_ABORT_STALE ?
+               "CONNECTION_LOST: connections to the server kept closing "
+               "before any response (%d starts) (curl error %d)" :
+               "HTTP/2 prior knowledge: no prior-knowledge connection could "
+               "be used (%d starts) (curl error %d)",
+               (int)r->restarts + 1, (int)rc);
+      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else if(r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
       snprintf(r->errtext, sizeof(r->errtext),

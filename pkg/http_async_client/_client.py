@@ -1096,19 +1096,25 @@ class Client:
         return bool(lib.hac_cancel(self._c, rid) == 0)
 
     def stats(self) -> dict[str, int]:
-        """The seed's counters (requests, replies, errors, timeouts) summed
-        over workers, plus cancelled, inflight, queued, completed_pending,
-        route_errors and the accounted allocator's bytes."""
+        """The seed's counters summed over workers: requests (submitted),
+        replies, errors, timeouts; plus cancelled, started (handed to
+        libcurl), dead_connections, resent, inflight, queued,
+        completed_pending, route_errors and the accounted allocator's bytes.
+        Once every request has finished, requests == replies + errors +
+        timeouts + cancelled."""
         if self._c is None:
             return {}
         s = ffi.new("hac_stats *")
         lib.hac_stats_get(self._c, s)
         return {
             "requests": s.requests,
+            "started": s.started,
             "replies": s.replies,
             "errors": s.errors,
             "timeouts": s.timeouts,
             "cancelled": s.cancelled,
+            "dead_connections": s.dead_connections,
+            "resent": s.resent,
             "inflight": s.inflight,
             "queued": s.queued,
             "completed_pending": s.completed_pending,
@@ -1135,6 +1141,14 @@ class Client:
         _live.discard(self)
         if self._forked:
             return
+        # hac_close() closes the fd: the running loop's reader goes first
+        # (other loops' readers are removed on their own threads, later)
+        running = asyncio._get_running_loop()
+        if running is not None and running in self._loops:
+            try:
+                running.remove_reader(self._fd)
+            except (RuntimeError, ValueError, OSError):
+                pass
         lib.hac_close(self._c)  # joins the workers, GIL released
         replies = self._drain_c()
         with self._lock:

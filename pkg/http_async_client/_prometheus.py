@@ -16,12 +16,17 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # stats() key -> (metric name without prefix, type, help)
 METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("requests", "requests_total", "counter", "Requests handed to libcurl."),
+    ("requests", "requests_total", "counter", "Requests submitted."),
+    ("started", "started_total", "counter", "Requests handed to libcurl."),
     ("replies", "replies_total", "counter", "Transfers completed, any HTTP status."),
     ("errors", "errors_total", "counter", "Failed transfers, timeouts excluded."),
     ("timeouts", "timeouts_total", "counter", "Transfers that missed their deadline."),
     ("cancelled", "cancelled_total", "counter", "Requests cancelled or dropped by close()."),
     ("route_errors", "route_errors_total", "counter", "Routes that raised an exception."),
+    ("dead_connections", "dead_connections_total", "counter",
+     "Cached connections found dead (closed before any response)."),
+    ("resent", "resent_total", "counter",
+     "Requests the worker sent again on a new connection (idempotent only)."),
     ("log_dropped", "log_dropped_bytes_total", "counter",
      "curl_verbose trace bytes dropped because nobody drained them."),
     ("inflight", "inflight", "gauge", "Requests submitted and not finished."),

@@ -1,0 +1,208 @@
+/*
+ * conn.c - a worker's view of the connections libcurl opens for it.
+ *
+ * libcurl opens and closes every socket through the callbacks below, so
+ * the worker knows each connection's peer and local port, and whether a
+ * transfer is using it (libcurl watches a socket only while a transfer
+ * needs it; a cached idle connection is not watched).  With that a
+ * connection found dead can make the worker distrust the other idle
+ * connections to the same peer: after a host has lost its state (a reboot,
+ * a failover, a black hole), they are just as dead, and libcurl would
+ * otherwise find that out one request at a time.
+ *
+ * The table is indexed by fd and touched only by the owning worker.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct hac_conn *slot(struct hac_worker *w, curl_socket_t fd)
+{
+  if(fd < 0 || (size_t)fd >= w->nconns)
+    return NULL;
+  return &w->conns[fd];
+}
+
+static int grow(struct hac_worker *w, curl_socket_t fd)
+{
+  size_t n = w->nconns ? w->nconns : 64;
+  struct hac_conn *p;
+  while(n <= (size_t)fd)
+    n *= 2;
+  p = hac_realloc(w->conns, n * sizeof(*p));
+  if(!p)
+    return -1;
+  memset(p + w->nconns, 0, (n - w->nconns) * sizeof(*p));
+  w->conns = p;
+  w->nconns = n;
+  return 0;
+}
+
+static void peer_from_sockaddr(struct hac_peer *p, const struct sockaddr *sa,
+                               size_t len)
+{
+  memset(p, 0, sizeof(*p));
+  p->family = (uint16_t)sa->sa_family;
+  if(sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    struct sockaddr_in in;
+    memcpy(&in, sa, sizeof(in));
+    p->port = ntohs(in.sin_port);
+    memcpy(p->addr, &in.sin_addr, 4);
+  }
+  else if(sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    struct sockaddr_in6 in6;
+    memcpy(&in6, sa, sizeof(in6));
+    p->port = ntohs(in6.sin6_port);
+    memcpy(p->addr, &in6.sin6_addr, 16);
+  }
+}
+
+int hac_peer_parse(struct hac_peer *p, const char *ip, long port)
+{
+  memset(p, 0, sizeof(*p));
+  p->port = (uint16_t)port;
+  if(inet_pton(AF_INET, ip, p->addr) == 1)
+    p->family = AF_INET;
+  else if(inet_pton(AF_INET6, ip, p->addr) == 1)
+    p->family = AF_INET6;
+  else
+    return -1;
+  return 0;
+}
+
+static bool peer_eq(const struct hac_peer *a, const struct hac_peer *b)
+{
+  return a->family == b->family && a->port == b->port &&
+    !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+static void fill_lport(struct hac_conn *k, curl_socket_t fd)
+{
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if(k->lport || !k->open)
+    return;
+  if(getsockname(fd, (struct sockaddr *)&ss, &len))
+    return;
+  if(ss.ss_family == AF_INET)
+    k->lport = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  else if(ss.ss_family == AF_INET6)
+    k->lport = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION; clientp is the worker */
+curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
+                            struct curl_sockaddr *a)
+{
+  struct hac_worker *w = clientp;
+  struct hac_conn *k;
+  curl_socket_t fd;
+  (void)purpose;
+  fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if(fd < 0)
+    return CURL_SOCKET_BAD;
+  /* untracked when the table cannot grow: such a connection is simply
+     never suspected */
+  if((size_t)fd >= w->nconns && grow(w, fd))
+    return fd;
+  k = &w->conns[fd];
+  k->gen++;
+  k->open = true;
+  k->watched = false;
+  k->dead = false;
+  k->shut = false;
+  k->h2c = false;
+  k->origin = NULL;
+  k->lport = 0;
+  peer_from_sockaddr(&k->peer, &a->addr, a->addrlen);
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION; clientp is the worker */
+int hac_conn_close(void *clientp, curl_socket_t fd)
+{
+  struct hac_worker *w = clientp;
+  struct hac_conn *k = slot(w, fd);
+  if(k && k->open) {
+    if(k->h2c)
+      hac_h2c_conn_closed(w, k);
+    /* peer, local port and "dead" stay until the fd is opened again, so
+       the transfers that failed on it still find it */
+    k->open = false;
+    k->watched = false;
+  }
+  return close(fd);
+}
+
+/* libcurl starts (on) or stops (off) watching fd for some transfer. */
+void hac_conn_watch(struct hac_worker *w, curl_socket_t fd, bool on)
+{
+  struct hac_conn *k = slot(w, fd);
+  if(!k || !k->open)
+    return;
+  k->watched = on;
+  if(on)
+    fill_lport(k, fd); /* once per connection: its first watch */
+}
+
+/* The connection a transfer's callback or info names (peer ip and port,
+   local port), open or recently closed; NULL when untracked. */
+struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
+                               long port, long lport)
+{
+  struct hac_peer p;
+  struct hac_conn *closed = NULL;
+  size_t i;
+  if(lport <= 0 || !ip || hac_peer_parse(&p, ip, port))
+    return NULL;
+  for(i = 0; i < w->nconns; i++) {
+    struct hac_conn *k = &w->conns[i];
+    if(!k->gen)
+      continue;
+    fill_lport(k, (curl_socket_t)i);
+    if(k->lport != (uint16_t)lport || !peer_eq(&k->peer, &p))
+      continue;
+    if(k->open)
+      return k;
+    closed = k;
+  }
+  return closed;
+}
+
+curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k)
+{
+  return (curl_socket_t)(k - w->conns);
+}
+
+/*
+ * Distrust the idle connections to the peer a dead connection went to:
+ * shut them down, so that libcurl's check before reuse finds them closed
+ * and opens a new one instead of sending a request into each.  Returns
+ * how many were shut down.
+ */
+size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p)
+{
+  size_t i;
+  size_t n = 0;
+  for(i = 0; i < w->nconns; i++) {
+    struct hac_conn *k = &w->conns[i];
+    if(!k->open || k->watched || k->shut || !peer_eq(&k->peer, p))
+      continue;
+    if(!shutdown((int)i, SHUT_RDWR) || errno == ENOTCONN)
+      n++;
+    k->shut = true; /* libcurl closes it when it next looks at it */
+  }
+  return n;
+}
+
+void hac_conn_fini(struct hac_worker *w)
+{
+  hac_mfree(w->conns);
+  w->conns = NULL;
+  w->nconns = 0;
+}
