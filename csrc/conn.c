@@ -116,7 +116,7 @@ curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
   k->watched = false;
   k->dead = false;
   k->shut = false;
-  k->h2c = false;
+  k->mux = false;
   k->origin = NULL;
   k->lport = 0;
   peer_from_sockaddr(&k->peer, &a->addr, a->addrlen);
@@ -129,8 +129,8 @@ int hac_conn_close(void *clientp, curl_socket_t fd)
   struct hac_worker *w = clientp;
   struct hac_conn *k = slot(w, fd);
   if(k && k->open) {
-    if(k->h2c)
-      hac_h2c_conn_closed(w, k);
+    if(k->mux)
+      hac_mux_conn_closed(w, k);
     /* peer, local port and "dead" stay until the fd is opened again, so
        the transfers that failed on it still find it */
     k->open = false;

@@ -115,14 +115,16 @@ struct hac_req {
   long lport;                  /* its connection's local port, */
   long pport;                  /* peer port */
   char pip[48];                /* and peer address */
-  /* h2c.c: HTTP/2 prior knowledge on libcurl 7.88 */
-  uint8_t h2_mode;             /* HAC_H2C_* */
-  bool h2_opening;             /* counted in origin->opening */
-  bool h2_joining;             /* counted in origin->joining */
-  bool h2_on;                  /* counted in origin->on_conns */
-  bool h2_waiting;             /* in origin's queue (wnext, wprev) */
-  bool h2_force_prior;         /* start again opening a connection */
-  struct hac_origin *origin;   /* h2c origin this request counts on */
+  /* mux.c: requests that share HTTP/2 connections */
+  uint8_t mux;                 /* HAC_MUX_* */
+  bool mux_h2c;                /* h2c on libcurl 7.88 */
+  bool mux_opening;            /* counted in origin->opening */
+  bool mux_joining;            /* counted in origin->joining */
+  bool mux_on;                 /* counted in origin->on_conns */
+  bool mux_waiting;            /* in origin's queue (wnext, wprev) */
+  bool mux_force_open;         /* start again opening a connection */
+  bool mux_learned;            /* its first status line was looked at */
+  struct hac_origin *origin;   /* the origin it counts on */
   ev_timer guard;               /* watchdog: deadline + grace */
   double deadline;             /* ev_now() + timeout, set on arrival */
   long run_ms;                 /* CURLOPT_TIMEOUT_MS: what is left */
@@ -145,17 +147,29 @@ struct hac_sock {
 /* why on_prereq() aborted a transfer (hac_req.abort) */
 #define HAC_ABORT_LOST 1       /* not idempotent, would be sent again */
 #define HAC_ABORT_STALE 2      /* about to go out on a suspect connection */
-#define HAC_ABORT_H2C 3        /* h2c: wrong kind of connection (h2c.c) */
+#define HAC_ABORT_H2C 3        /* h2c: wrong kind of connection (mux.c) */
 
-/* hac_req.h2_mode */
-#define HAC_H2C_OFF 0
-#define HAC_H2C_OPEN 1         /* prior knowledge on a fresh connection */
-#define HAC_H2C_JOIN 2         /* CURL_HTTP_VERSION_2_0 onto an open one */
+/* hac_req.mux */
+#define HAC_MUX_OFF 0
+#define HAC_MUX_OPEN 1         /* may open a connection */
+#define HAC_MUX_JOIN 2         /* joins an open one */
 
-/* an h2c origin (host:port) of a worker (h2c.c) */
+/* hac_origin.proto (HTTPS) */
+#define HAC_PROTO_UNKNOWN 0
+#define HAC_PROTO_H1 1
+#define HAC_PROTO_H2 2
+
+#define HAC_OTAB 256           /* buckets of a worker's origin table */
+
+/* an origin (scheme letter + authority) of a worker (mux.c) */
 struct hac_origin {
-  struct hac_origin *next;
-  uint32_t conns;              /* open prior-knowledge connections */
+  struct hac_origin *next;     /* hash chain */
+  struct hac_origin *knext;    /* kicked list */
+  uint32_t hash;
+  uint8_t proto;               /* HAC_PROTO_* */
+  bool h2c;
+  bool kicked;                 /* waiters to look at (hac_mux_promote()) */
+  uint32_t conns;              /* its open connections */
   uint32_t opening;            /* OPEN transfers not yet sending */
   uint32_t joining;            /* JOIN transfers not yet sending */
   uint32_t on_conns;           /* transfers sending on its connections */
@@ -180,8 +194,8 @@ struct hac_conn {              /* indexed by fd */
   bool watched;                /* some transfer is using it */
   bool dead;                   /* found dead (counted once) */
   bool shut;                   /* shut down by hac_conn_suspect() */
-  bool h2c;                    /* prior-knowledge HTTP/2 runs on it */
-  struct hac_origin *origin;   /* its h2c origin */
+  bool mux;                    /* counted in origin->conns (mux.c) */
+  struct hac_origin *origin;
 };
 
 struct hac_cancel {
@@ -202,7 +216,6 @@ struct hac_worker {
   ev_prepare flusher;
   CURLM *multi;
   bool kick;                    /* libcurl asked for a 0 ms timeout */
-  bool h2c_kick;                /* h2c waiters may go (h2c.c) */
 
   /* shared with submitters, under lock */
   pthread_mutex_t lock;
@@ -222,7 +235,8 @@ struct hac_worker {
   struct hac_sock *socks;
   struct hac_conn *conns;       /* conn.c, by fd */
   size_t nconns;
-  struct hac_origin *origins;
+  struct hac_origin *otab[HAC_OTAB]; /* mux.c */
+  struct hac_origin *kicked;
   size_t active;                /* transfers handed to libcurl */
   struct hac_req *wait_head;    /* admitted when active < max_connections */
   struct hac_req *wait_tail;
@@ -291,7 +305,7 @@ struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
 void hac_req_free(struct hac_req *r);
 void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_start(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_start_h2c(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_start_promoted(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_park(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_unpark(struct hac_worker *w, struct hac_req *r);
 const char *hac_req_opt(const struct hac_req *r, int key);
@@ -313,16 +327,18 @@ int hac_peer_parse(struct hac_peer *p, const char *ip, long port);
 size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p);
 void hac_conn_fini(struct hac_worker *w);
 
-/* ---- h2c.c ---- */
+/* ---- mux.c ---- */
 #define HAC_H2C_STREAMS 100    /* CURLMOPT_MAX_CONCURRENT_STREAMS we set */
-bool hac_h2c_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
-void hac_h2c_promote(struct hac_worker *w);
-CURLcode hac_h2c_version(struct hac_worker *w, struct hac_req *r);
-bool hac_h2c_prereq(struct hac_worker *w, struct hac_req *r, bool fresh,
+bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
+void hac_mux_promote(struct hac_worker *w);
+CURLcode hac_mux_version(struct hac_req *r);
+bool hac_mux_prereq(struct hac_worker *w, struct hac_req *r, bool fresh,
                     const char *ip, long port, long lport);
-void hac_h2c_detach(struct hac_worker *w, struct hac_req *r);
-void hac_h2c_conn_closed(struct hac_worker *w, struct hac_conn *k);
-void hac_h2c_fini(struct hac_worker *w);
+void hac_mux_learn(struct hac_worker *w, struct hac_req *r, const char *line,
+                   size_t len);
+void hac_mux_detach(struct hac_worker *w, struct hac_req *r);
+void hac_mux_conn_closed(struct hac_worker *w, struct hac_conn *k);
+void hac_mux_fini(struct hac_worker *w);
 
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);

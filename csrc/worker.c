@@ -147,8 +147,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   (void)revents;
   if(w->wait_head)
     hac_xfer_promote(w);
-  if(w->h2c_kick)
-    hac_h2c_promote(w);
+  if(w->kicked)
+    hac_mux_promote(w);
   if(w->fin_head)
     flush(w);
 }
@@ -273,7 +273,7 @@ int hac_worker_start(struct hac_worker *w)
      opening sockets until the process runs out of fds */
   curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     w->c->cfg.max_connections);
-  /* libcurl's default, set so that h2c.c knows it */
+  /* libcurl's default, set so that mux.c knows it */
   curl_multi_setopt(w->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
                     (long)HAC_H2C_STREAMS);
 
@@ -314,9 +314,9 @@ void hac_worker_stop(struct hac_worker *w)
    fds (close() returns with them released). */
 void hac_worker_release(struct hac_worker *w)
 {
-  release_curl(w); /* closes sockets: conn.c and h2c.c state still used */
+  release_curl(w); /* closes sockets: conn.c and mux.c state still used */
   hac_conn_fini(w);
-  hac_h2c_fini(w);
+  hac_mux_fini(w);
   while(w->socks) {
     struct hac_sock *sk = w->socks;
     w->socks = sk->next;

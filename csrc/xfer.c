@@ -109,6 +109,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     /* a new response (1xx, redirect hop): keep only the last one */
     const char *p = memchr(data, ' ', len);
     const char *end = data + len;
+    if(r->origin && !r->mux_learned)
+      hac_mux_learn(r->w, r, data, len);
     r->buf.len = 0;
     r->res.reason_off = r->res.reason_len = 0;
     r->hdr_done = false;
@@ -273,7 +275,7 @@ static int on_prereq(void *userp, char *ip, char *local_ip, int port,
       return CURL_PREREQFUNC_ABORT;
     }
   }
-  if(r->h2_mode && hac_h2c_prereq(w, r, fresh, ip, port, local_port)) {
+  if(r->mux && hac_mux_prereq(w, r, fresh, ip, port, local_port)) {
     r->abort = HAC_ABORT_H2C;
     return CURL_PREREQFUNC_ABORT;
   }
@@ -535,7 +537,7 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
     SET(CURLOPT_PIPEWAIT, 1L);
     break;
   case HAC_HTTP_2_PRIOR:
-    rc = hac_h2c_version(w, r);
+    rc = hac_mux_version(r);
     if(rc)
       return rc;
     SET(CURLOPT_PIPEWAIT, 1L);
@@ -575,7 +577,7 @@ static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
   struct hac_req *r = t->data;
   (void)loop;
   (void)revents;
-  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->h2_waiting ?
+  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->mux_waiting ?
                 "TIMEOUT: the deadline passed while waiting for an HTTP/2 "
                 "connection being opened" : r->waiting ?
                 "TIMEOUT: the deadline passed while waiting for a "
@@ -630,7 +632,7 @@ void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
   ev_timer_start(w->loop, &r->guard);
 }
 
-/* A request waits outside libcurl (h2c.c): cancel finds it, its deadline
+/* A request waits outside libcurl (mux.c): cancel finds it, its deadline
    runs. */
 void hac_xfer_park(struct hac_worker *w, struct hac_req *r)
 {
@@ -672,8 +674,8 @@ static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
                   "connection slot (max_connections)");
     return;
   }
-  if(r->opt_len && hac_h2c_gate(w, r, promoted))
-    return; /* waits for an h2c connection, or failed */
+  if(hac_mux_gate(w, r, promoted))
+    return; /* waits for an HTTP/2 connection, or failed */
   r->run_ms = (long)(left * 1000.0);
   if(r->run_ms < 1)
     r->run_ms = 1;
@@ -717,8 +719,8 @@ void hac_xfer_start(struct hac_worker *w, struct hac_req *r)
   start(w, r, false);
 }
 
-/* An h2c request leaving the wait in h2c.c: it goes now. */
-void hac_xfer_start_h2c(struct hac_worker *w, struct hac_req *r)
+/* A request leaving the wait in mux.c: it goes now. */
+void hac_xfer_start_promoted(struct hac_worker *w, struct hac_req *r)
 {
   start(w, r, true);
 }
@@ -730,7 +732,7 @@ static void detach(struct hac_worker *w, struct hac_req *r)
 {
   if(r->waiting)
     wait_unlink(w, r);
-  hac_h2c_detach(w, r);
+  hac_mux_detach(w, r);
   if(!r->easy)
     return;
   if(r->in_multi) {
