@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
-APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl nginx-light iproute2 valgrind)
+APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl nginx-light iproute2 nftables valgrind)
 
 missing=()
 for pkg in "${APT_PKGS[@]}"; do

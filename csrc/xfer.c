@@ -262,6 +262,10 @@ static int on_prereq(void *userp, char *ip, char *local_ip, int port,
   fresh = n != r->nconnects;
   r->nconnects = n;
   if(r->sent && !r->responded) {
+    /* libcurl 7.88 resets its retry count only in curl_easy_reset(): a
+       pooled handle that kept its options would give up after five
+       re-sends in its whole life (curl issue 18926) */
+    r->curl_resent = true;
     if(r->reused)
       found_dead(w, r);
     if(!idempotent(r)) {
@@ -743,7 +747,8 @@ static void detach(struct hac_worker *w, struct hac_req *r)
     r->in_multi = false;
   }
   /* only a transfer that completed leaves its options for the next */
-  easy_put(w, r->easy, (r->res.flags & HAC_R_OK) ? r->shape : 0);
+  easy_put(w, r->easy, (r->res.flags & HAC_R_OK) && !r->curl_resent ?
+           r->shape : 0);
   r->easy = NULL;
   if(r->hdrs) {
     curl_slist_free_all(r->hdrs);

@@ -4,7 +4,8 @@ Everything lives in one temporary directory: configuration, pid file, error
 and access logs, temp paths.  Nothing under /etc/nginx or /var is touched.
 Run by root, the workers still drop to nginx's default user: they need
 nothing from the directory (the master opens the logs and the key, and
-every location is a ``return``).  The access log records ``$connection`` (nginx's connection serial number) so
+every location is a ``return``, except ``/slow/`` of the slow h2c listener,
+proxied to a Python backend in this process).  The access log records ``$connection`` (nginx's connection serial number) so
 a test can count how many TCP connections a batch of requests used.
 """
 
@@ -15,8 +16,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +28,9 @@ __all__ = ["LogLine", "Nginx", "NginxError", "find_nginx", "free_port"]
 HOST = "127.0.0.1"
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
+# Longest delay the slow backend honours, s: a test asking for more still
+# gets its answer in bounded time.
+_MAX_DELAY = 10.0
 
 # One field per space; $request_uri never contains a raw space.
 _LOG_FORMAT = "$connection $connection_requests $server_port $server_protocol $status $request_uri"
@@ -79,6 +85,17 @@ http {{
         listen {host}:{h1_port};
         location / {{ return 200 "ok"; }}
     }}
+
+    # h2c with a slow location: /slow/<ms>... answers 200 "slow" after <ms>
+    # milliseconds (proxied to a Python backend); the rest answers at once
+    server {{
+        listen {host}:{h2c_slow_port} http2;
+        location / {{ return 200 "ok"; }}
+        location /slow/ {{
+            proxy_pass http://{host}:{backend_port};
+            proxy_read_timeout 30s;
+        }}
+    }}
 }}
 """
 
@@ -114,6 +131,52 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _SlowHandler(BaseHTTPRequestHandler):
+    """``GET /slow/<ms>[...]``: 200 "slow" after ``<ms>`` milliseconds."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: nginx drops upstream connections of aborted requests."""
+
+    def do_GET(self) -> None:
+        parts = self.path.split("?", 1)[0].split("/")
+        ms = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+        time.sleep(min(ms / 1000, _MAX_DELAY))
+        body = b"slow"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # nginx gave up on this request (its client timed out)
+
+
+class _SlowBackend:
+    """HTTP/1.1 backend on 127.0.0.1 behind the slow h2c listener."""
+
+    def __init__(self) -> None:
+        self._server = ThreadingHTTPServer((HOST, 0), _SlowHandler)
+        self._server.daemon_threads = True
+        # a handler still sleeping must not hold up stop()
+        self._server.block_on_close = False
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"nginx-slow-backend:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=0.2):
@@ -134,7 +197,9 @@ class Nginx:
     tls_port: int = 0
     h1_port: int = 0
     h2c_idle_port: int = 0
+    h2c_slow_port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
+    _backend: _SlowBackend | None = None
 
     @property
     def h2c_url(self) -> str:
@@ -144,6 +209,12 @@ class Nginx:
     def h2c_idle_url(self) -> str:
         """h2c listener whose idle connections close after 1 s."""
         return f"http://{HOST}:{self.h2c_idle_port}"
+
+    @property
+    def h2c_slow_url(self) -> str:
+        """h2c listener where ``/slow/<ms>`` answers after <ms> ms and every
+        other path at once (one origin for slow and fast requests)."""
+        return f"http://{HOST}:{self.h2c_slow_port}"
 
     @property
     def tls_url(self) -> str:
@@ -174,6 +245,8 @@ class Nginx:
                 tls_port=self.tls_port,
                 h1_port=self.h1_port,
                 h2c_idle_port=self.h2c_idle_port,
+                h2c_slow_port=self.h2c_slow_port,
+                backend_port=self._backend.port if self._backend else 0,
                 cert=self.cert,
                 key=self.key,
             )
@@ -187,6 +260,16 @@ class Nginx:
         while len(ports) < 4:
             ports.add(free_port())
         self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port = sorted(ports)
+        self.h2c_slow_port = 0
+        for _ in range(100):  # another free port, distinct from the four above
+            candidate = free_port()
+            if candidate not in ports:
+                self.h2c_slow_port = candidate
+                break
+        if not self.h2c_slow_port:
+            raise NginxError("no free port for the slow h2c listener")
+        if self._backend is None:
+            self._backend = _SlowBackend()
         conf = self._write_conf()
         args = [self.binary, "-p", str(self.directory), "-c", str(conf)]
         check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
@@ -196,7 +279,9 @@ class Nginx:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + _START_TIMEOUT
-        pending = {self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port}
+        pending = {
+            self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port, self.h2c_slow_port
+        }
         while pending:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
@@ -217,6 +302,9 @@ class Nginx:
     def stop(self) -> None:
         """Graceful stop (SIGQUIT), then SIGKILL if it lingers; idempotent."""
         proc, self._proc = self._proc, None
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
         if proc is None:
             return
         if proc.poll() is None:
