@@ -110,6 +110,7 @@ struct hac_req {
   bool reused;                 /* its connection was a cached one */
   bool started;                /* counted in n_started */
   bool curl_resent;            /* libcurl sent it again (its own retry) */
+  bool fresh;                  /* start over on a new connection */
   uint8_t abort;               /* HAC_ABORT_*: why on_prereq stopped it */
   uint8_t restarts;            /* times the worker started it again */
   long nconnects;              /* CURLINFO_NUM_CONNECTS at the last send */

@@ -195,6 +195,8 @@ bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted)
   }
   r->origin = o;
   r->mux_h2c = h2c;
+  if(h2c && r->fresh)
+    r->mux_force_open = true; /* starting over after a dead connection */
   if(!r->mux_force_open && (promoted || !o->wait_head) && room(o) > 0) {
     r->mux = HAC_MUX_JOIN;
     r->mux_joining = true;

@@ -553,6 +553,8 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
       SET(CURLOPT_PIPEWAIT, 1L);
     break;
   }
+  if(r->fresh)
+    SET(CURLOPT_FRESH_CONNECT, 1L);
   if(cfg->curl_verbose) {
     SET(CURLOPT_DEBUGFUNCTION, on_debug);
     SET(CURLOPT_VERBOSE, 1L);
@@ -568,7 +570,7 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
    0 when it has headers or options of its own (configure all). */
 static uint32_t shape_of(const struct hac_req *r)
 {
-  if(r->hdr_len || r->opt_len)
+  if(r->hdr_len || r->opt_len || r->fresh)
     return 0;
   return 1u | r->method << 1 | (r->flags & HAC_F_BODY ? 1u << 8 : 0u) |
     (strncasecmp(r->url, "https:", 6) ? 0u : 1u << 9);
@@ -846,6 +848,10 @@ static bool start_over(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   }
   if(!again || r->restarts >= HAC_MAX_RESTARTS)
     return false;
+  /* not onto another cached connection that may be as dead: libcurl's
+     check before reuse cannot see that a peer has forgotten one */
+  if(r->abort != HAC_ABORT_H2C)
+    r->fresh = true;
   restart(w, r);
   return true;
 }

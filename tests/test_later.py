@@ -750,9 +750,9 @@ def test_http_req_patch_body_xdata(client: hac.Client, fresh_http_server: HTTPTe
 
 
 def test_http2_prior_knowledge_after_server_closed_connection(nginx: Nginx) -> None:
-    """libcurl 7.88 workaround (csrc/h2c.c): after the server closed the
-    idle h2c connection, the next http_version=2 query still succeeds over
-    HTTP/2 (restarted with prior knowledge), and so do the ones after it."""
+    """libcurl 7.88 workaround (csrc/mux.c): after the server closed the
+    idle h2c connection, the next http_version=2 query opens a new one with
+    prior knowledge and succeeds over HTTP/2, and so do the ones after it."""
     url = f"{nginx.h2c_idle_url}/"
     with hac.Client(connection_timeout=5000) as client:
         first = client.query(url, http_version=2).result(timeout=5)
