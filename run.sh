@@ -66,7 +66,7 @@ case "${1:-}" in
       "$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
       tests --deselect tests/test_leaks.py::test_valgrind_no_definite_leaks "$@"
     HAC_TEST_SCALE=0.1 sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
-      tests/test_smoke.py tests/test_routes.py tests/test_asyncio.py tests/test_stats.py "$@"
+      tests/test_smoke.py tests/test_routes.py tests/test_asyncio.py tests/test_stats.py tests/test_fixfirst.py "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;
 esac
