@@ -52,7 +52,7 @@ from ._exceptions import (
     UsageError,
     WaitTimeout,
 )
-from ._ffi import REQHDR, ffi, lib
+from ._ffi import ffi, lib
 from ._options import (
     REQ_KEYS,
     HeadersArg,
@@ -73,7 +73,8 @@ from ._options import (
     to_int,
 )
 from ._prometheus import prometheus_text
-from ._reply import HOLD_MIN, REC, Reply
+from ._reply import HOLD_MIN, Reply
+from ._wire import REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_RAW_LEN, R_RAW_OFF
 
 log = logging.getLogger("http_async_client")
 
@@ -815,6 +816,7 @@ class Client:
         c = self._c
         recs, held, data, used = self._recs, self._held, self._data, self._used
         records = self._records
+        raw_off, raw_len, err_off, err_len = R_RAW_OFF, R_RAW_LEN, R_ERR_OFF, R_ERR_LEN
         with self._drain_lock:
             while True:
                 n = lib.hac_drain_into(c, recs, held, _DRAIN_BATCH, data, _DATA_CAP,
@@ -824,11 +826,11 @@ class Client:
                 size = used[0]
                 blob = ffi.unpack(data, size) if size else b""
                 for i, rec in enumerate(_iter_unpack(records[: n * _REC_SIZE])):
-                    off = rec[1]
-                    eoff = rec[6]
-                    err = None if eoff < 0 else blob[eoff : eoff + rec[7]].decode("utf-8", "replace")
+                    off = rec[raw_off]
+                    eoff = rec[err_off]
+                    err = None if eoff < 0 else blob[eoff : eoff + rec[err_len]].decode("utf-8", "replace")
                     if off >= 0:
-                        append(Reply(rec, blob[off : off + rec[2]], err))
+                        append(Reply(rec, blob[off : off + rec[raw_len]], err))
                     else:  # large: stays in C until asked for (see _reply)
                         append(Reply(rec, None, err, ffi.gc(held[i], _release_one)))
                 # fewer than asked and not for want of room: the queue is empty

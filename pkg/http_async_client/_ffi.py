@@ -1,8 +1,6 @@
-"""The compiled core and the wire form of a request."""
+"""The compiled core, checked at import to be the build of this package."""
 
 from __future__ import annotations
-
-import struct
 
 from ._version import __version__
 
@@ -21,12 +19,6 @@ if _built != __version__:  # pragma: no cover - a stale build
         f"package is {__version__}; rebuild the extension"
     )
 
-# hac_reqhdr: id, timeout_ms, method, flags, url_len, body_len, hdr_len,
-# opt_len.  Native byte order and sizes, no padding (checked below).
-REQHDR = struct.Struct("=QqIIIIII")
-if ffi.sizeof("hac_reqhdr") != REQHDR.size:  # pragma: no cover
-    raise ImportError("http_async_client: hac_reqhdr layout mismatch")
-
 CURL_VERSION: str = ffi.string(lib.hac_curl_version()).decode()
 
-__all__ = ["CURL_VERSION", "REQHDR", "ffi", "lib"]
+__all__ = ["CURL_VERSION", "ffi", "lib"]

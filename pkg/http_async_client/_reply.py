@@ -16,20 +16,26 @@ from __future__ import annotations
 
 import codecs
 import json as _json
-import struct
 from typing import Any, Iterator
 
 from ._exceptions import Cancelled, HTTPStatusError, TransferError, TransferTimeout
 from ._ffi import ffi, lib
+from ._wire import (
+    N_TIMES,
+    R_BODY_OFF,
+    R_CURL_CODE,
+    R_FLAGS,
+    R_HTTP_VERSION,
+    R_ID,
+    R_RAW_LEN,
+    R_REASON_LEN,
+    R_REASON_OFF,
+    R_STATUS,
+    R_TIMES,
+)
 
 # responses at least this large stay in C until a property needs them
 HOLD_MIN = 16 * 1024
-
-# hac_rec: id, raw_off, raw_len, body_off, reason_off, reason_len, err_off,
-# err_len, times[7], status, curl_code, flags, http_version (checked below)
-REC = struct.Struct("=QqQQQQqQ7qiiIi")
-if ffi.sizeof("hac_rec") != REC.size:  # pragma: no cover - a stale build
-    raise ImportError("http_async_client: hac_rec layout mismatch")
 
 TIME_KEYS = (
     "total",
@@ -87,12 +93,12 @@ class Reply:
     def __init__(self, rec: tuple[int, ...], raw: bytes | None, err: str | None,
                  held: Any = None) -> None:
         """Built by the drain: ``rec`` is the unpacked ``hac_rec`` (see
-        ``REC``), ``raw`` the whole response or None when ``held`` (a
+        ``_wire.REC``), ``raw`` the whole response or None when ``held`` (a
         ``hac_result *`` released when collected) still holds it in C."""
-        self.id = rec[0]
-        self.status = rec[15]
-        self.curl_code = rec[16]
-        self.flags = rec[17]
+        self.id = rec[R_ID]
+        self.status = rec[R_STATUS]
+        self.curl_code = rec[R_CURL_CODE]
+        self.flags = rec[R_FLAGS]
         self._rec = rec
         self._raw = raw
         self._held = held
@@ -156,7 +162,7 @@ class Reply:
     @property
     def reason(self) -> str:
         """``$http_rr``: the reason phrase of the last response."""
-        start, length = self._rec[4], self._rec[5]
+        start, length = self._rec[R_REASON_OFF], self._rec[R_REASON_LEN]
         return self._slice(start, start + length).decode("latin-1")
 
     rr = reason
@@ -164,7 +170,7 @@ class Reply:
     @property
     def http_version(self) -> str:
         """HTTP version of the response: "1.0", "1.1", "2", "3" or ""."""
-        version = self._rec[18]
+        version = self._rec[R_HTTP_VERSION]
         return _HTTP_VERSIONS.get(version, str(version))
 
     # ---- headers
@@ -172,7 +178,7 @@ class Reply:
     def headers(self) -> list[tuple[str, str]]:
         """Response headers in order, repeats kept, as (name, value)."""
         if self._headers is None:
-            self._headers = _parse_headers(self._slice(0, self._rec[3]))
+            self._headers = _parse_headers(self._slice(0, self._rec[R_BODY_OFF]))
         return self._headers
 
     def hdr(self, name: str, index: int = 0) -> str | None:
@@ -208,13 +214,13 @@ class Reply:
     @property
     def ml(self) -> int:
         """``$http_ml``: length of the whole response."""
-        return self._rec[2]
+        return self._rec[R_RAW_LEN]
 
     @property
     def body(self) -> bytes:
         """``$http_rb``: the body, binary-safe."""
         if self._body is None:
-            self._body = self._slice(self._rec[3], self._rec[2])
+            self._body = self._slice(self._rec[R_BODY_OFF], self._rec[R_RAW_LEN])
         return self._body
 
     rb = body
@@ -223,7 +229,7 @@ class Reply:
     def bs(self) -> int:
         """``$http_bs``: the body length."""
         rec = self._rec
-        return rec[2] - rec[3]
+        return rec[R_RAW_LEN] - rec[R_BODY_OFF]
 
     @property
     def encoding(self) -> str:
@@ -252,7 +258,7 @@ class Reply:
     @property
     def times(self) -> dict[str, int]:
         """``$http_time``: µs per phase; all zero unless ``ok``."""
-        t = self._rec[8:15] if self.flags & _R_OK else (0,) * len(TIME_KEYS)
+        t = self._rec[R_TIMES : R_TIMES + N_TIMES] if self.flags & _R_OK else (0,) * N_TIMES
         return {k: t[_TIME_INDEX[k]] for k in TIME_KEYS}
 
     def time(self, key: str) -> int:
@@ -262,7 +268,7 @@ class Reply:
             index = _TIME_INDEX[key]
         except KeyError:
             raise KeyError(f"unknown time key {key!r}; use one of {TIME_KEYS}") from None
-        return self._rec[8 + index] if self.flags & _R_OK else 0
+        return self._rec[R_TIMES + index] if self.flags & _R_OK else 0
 
     def __repr__(self) -> str:
         if self.ok:
