@@ -6,7 +6,7 @@ functions and ``$http_*`` variables, plus a Pythonic surface (handles,
 ``completions()``, asyncio ``await``).
 """
 
-from ._client import Client, HttpReq, QueryHandle
+from ._client import Client, QueryHandle
 from ._exceptions import (
     Cancelled,
     ClientClosed,
@@ -24,6 +24,7 @@ from ._exceptions import (
     WaitTimeout,
 )
 from ._ffi import CURL_VERSION
+from ._nextquery import HttpReq
 from ._prometheus import prometheus_text
 from ._reply import Reply
 from ._version import __version__

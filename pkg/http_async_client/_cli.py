@@ -33,7 +33,7 @@ from . import _ui
 from ._bench import BenchConfig, BenchResult, Progress, StopFlag, run_load
 from ._client import Client
 from ._exceptions import HttpAsyncClientError
-from ._options import check_method, check_url, headers_lines
+from ._validate import check_method, check_url, headers_lines
 from ._ffi import CURL_VERSION
 from ._version import __version__
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import functools
 import itertools
 import logging
 import os
@@ -53,28 +52,34 @@ from ._exceptions import (
     WaitTimeout,
 )
 from ._ffi import ffi, lib
-from ._options import (
-    REQ_KEYS,
-    HeadersArg,
-    NextQuery,
-    PathArg,
-    check_flag,
-    check_header,
-    check_method,
-    check_nonneg,
-    check_path,
-    check_timeout,
-    _url_cache,
-    check_url,
+from ._nextquery import HttpReq, NextQuery
+from ._optable import (
+    ATTRIBUTES,
+    QUERY_OPTS,
+    ClientParams,
+    QueryOptions,
+    check_client_params,
     encode_opt,
-    headers_lines,
-    round_hash_size,
-    to_body,
-    to_int,
+    fill_config,
 )
 from ._prometheus import prometheus_text
 from ._reply import HOLD_MIN, Reply
-from ._wire import REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_RAW_LEN, R_RAW_OFF
+from ._validate import (
+    HeadersArg,
+    PathArg,
+    _url_cache,
+    check_flag,
+    check_header,
+    check_method,
+    check_timeout,
+    check_url,
+    headers_lines,
+    to_body,
+)
+from ._wire import METHOD_CODES, REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_RAW_LEN, R_RAW_OFF
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("http_async_client")
 
@@ -211,128 +216,38 @@ class _Suspended(int):
         return wait().__await__()
 
 
-class HttpReq:
-    """``client.http_req[key] = value``: the seed's ``$http_req(key)``
-    (write-only), for the next query of the calling thread."""
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        # weak: no reference cycle keeps a dropped client (and its fd) alive
-        self._client = weakref.ref(client)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        client = self._client()
-        if client is None:
-            raise ClientClosed("the client is gone")
-        client._next().set_key(key, value)
-
-    def __getitem__(self, key: str) -> Any:
-        raise TypeError("http_req is write-only, as $http_req in the seed")
-
-    def keys(self) -> tuple[str, ...]:
-        return REQ_KEYS
-
-    def __repr__(self) -> str:
-        return f"<http_req keys={', '.join(REQ_KEYS)}>"
-
-
 class Client:
     """An asynchronous HTTP client: ``workers`` C threads, each with a libev
     loop driving a libcurl multi handle.  Every keyword is the seed's module
     parameter of the same name, with the seed's default."""
 
-    def __init__(
-        self,
-        *,
-        workers: int = 1,
-        connection_timeout: int = 500,
-        hash_size: int = 2048,
-        tls_version: int = 0,
-        tls_verify_host: int = 2,
-        tls_verify_peer: int = 1,
-        curl_verbose: int = 0,
-        memory_manager: str = "shm",
-        tls_client_cert: PathArg = None,
-        tls_client_key: PathArg = None,
-        tls_ca_path: PathArg = None,
-        curl_follow_redirect: int = 0,
-        tcp_keepalive: int = 0,
-        tcp_ka_idle: int = 0,
-        tcp_ka_interval: int = 0,
-        authmethod: int = 3,
-        max_redirects: int = 10,
-        max_body_size: int = 64 * 1024 * 1024,
-        max_connections: int = 1024,
-    ) -> None:
+    # the module parameters as attributes (properties made from the option
+    # table below the class); tls_verify_host/peer are the seed's methods
+    workers: int
+    connection_timeout: int
+    hash_size: int
+    tls_version: int
+    curl_verbose: int
+    memory_manager: str
+    tls_client_cert: str | None
+    tls_client_key: str | None
+    tls_ca_path: str | None
+    curl_follow_redirect: int
+    tcp_keepalive: int
+    tcp_ka_idle: int
+    tcp_ka_interval: int
+    authmethod: int
+    max_redirects: int
+    max_body_size: int
+    max_connections: int
+
+    def __init__(self, **params: Unpack[ClientParams]) -> None:
         self._c: Any = None
         self._closed = True
-        nworkers = to_int("workers", workers)
-        if nworkers < 1:
-            raise InvalidOption(f"workers must be >= 1, got {nworkers}")
-        if nworkers > 256:
-            raise InvalidOption(f"workers must be <= 256, got {nworkers}")
-        timeout = check_timeout("connection_timeout", connection_timeout)
-        buckets = round_hash_size(hash_size)
-        version = to_int("tls_version", tls_version)
-        if version < 0:
-            raise InvalidOption(f"tls_version must be >= 0, got {version}")
-        vhost = to_int("tls_verify_host", tls_verify_host)
-        vpeer = to_int("tls_verify_peer", tls_verify_peer)
-        if vhost < 0 or vpeer < 0:
-            raise InvalidOption("tls_verify_host/tls_verify_peer must be >= 0")
-        verbose = to_int("curl_verbose", curl_verbose)
-        if not isinstance(memory_manager, str):
-            raise InvalidOptionType("memory_manager must be 'shm' or 'sys'")
-        if memory_manager not in ("shm", "sys"):
-            raise InvalidOption(
-                f"memory_manager must be 'shm' or 'sys', got {memory_manager!r}"
-            )
-        cert = check_path("tls_client_cert", tls_client_cert)
-        key = check_path("tls_client_key", tls_client_key)
-        capath = check_path("tls_ca_path", tls_ca_path)
-        follow = check_flag("curl_follow_redirect", curl_follow_redirect)
-        keepalive = check_flag("tcp_keepalive", tcp_keepalive)
-        ka_idle = check_nonneg("tcp_ka_idle", tcp_ka_idle)
-        ka_interval = check_nonneg("tcp_ka_interval", tcp_ka_interval)
-        auth = check_nonneg("authmethod", authmethod)
-        redirs = check_nonneg("max_redirects", max_redirects)
-        conn_cap = to_int("max_connections", max_connections)
-        if conn_cap < 1:
-            raise InvalidOption(f"max_connections must be >= 1, got {conn_cap}")
-        body_cap = to_int("max_body_size", max_body_size, 2**62)
-        if body_cap < 1:
-            raise InvalidOption(f"max_body_size must be >= 1 byte, got {body_cap}")
-
+        values = check_client_params(params)
         keep: list[Any] = []
-
-        def cstr(value: str | None) -> Any:
-            if value is None:
-                return ffi.NULL
-            buf = ffi.new("char[]", os.fsencode(value))
-            keep.append(buf)
-            return buf
-
         cfg = ffi.new("hac_config *")
-        cfg.workers = nworkers
-        cfg.hash_size = buckets
-        cfg.connection_timeout = timeout
-        cfg.tls_version = version
-        cfg.tls_verify_host = vhost
-        cfg.tls_verify_peer = vpeer
-        cfg.curl_verbose = verbose
-        cfg.memory_manager = lib.HAC_MM_SHM if memory_manager == "shm" else lib.HAC_MM_SYS
-        cfg.tls_client_cert = cstr(cert)
-        cfg.tls_client_key = cstr(key)
-        cfg.tls_ca_path = cstr(capath)
-        cfg.follow_redirect = follow
-        cfg.max_redirects = redirs
-        cfg.tcp_keepalive = keepalive
-        cfg.tcp_ka_idle = ka_idle
-        cfg.tcp_ka_interval = ka_interval
-        cfg.authmethod = auth
-        cfg.max_body_size = body_cap
-        cfg.max_connections = conn_cap
+        fill_config(cfg, values, keep)
         mm = ffi.new("int *")
         err = ffi.new("char[256]")
         ptr = lib.hac_client_new(cfg, mm, err, 256)
@@ -341,38 +256,18 @@ class Client:
                 f"cannot create client: {ffi.string(err).decode(errors='replace')}"
             )
         effective = "shm" if mm[0] == lib.HAC_MM_SHM else "sys"
-        if effective != memory_manager:
+        if effective != values["memory_manager"]:
             log.warning(
                 "memory_manager=%r ignored: libcurl's allocator is process-wide "
                 "and the first client chose %r",
-                memory_manager,
+                values["memory_manager"],
                 effective,
             )
+            values["memory_manager"] = effective
         self._c = ffi.gc(ptr, lib.hac_destroy)
         self._fd: int = lib.hac_fd(ptr)
-        self._params: Mapping[str, Any] = MappingProxyType(
-            {
-                "workers": nworkers,
-                "connection_timeout": timeout,
-                "hash_size": buckets,
-                "tls_version": version,
-                "tls_verify_host": vhost,
-                "tls_verify_peer": vpeer,
-                "curl_verbose": verbose,
-                "memory_manager": effective,
-                "tls_client_cert": cert,
-                "tls_client_key": key,
-                "tls_ca_path": capath,
-                "curl_follow_redirect": follow,
-                "tcp_keepalive": keepalive,
-                "tcp_ka_idle": ka_idle,
-                "tcp_ka_interval": ka_interval,
-                "authmethod": auth,
-                "max_redirects": redirs,
-                "max_body_size": body_cap,
-                "max_connections": conn_cap,
-            }
-        )
+        self._params: Mapping[str, Any] = MappingProxyType(values)
+        verbose = values["curl_verbose"]
         self._closed = False
         self._drained = False
         self._forked = False
@@ -407,74 +302,6 @@ class Client:
     def params(self) -> Mapping[str, Any]:
         """Every module parameter with its effective value (read-only)."""
         return self._params
-
-    @property
-    def workers(self) -> int:
-        return int(self._params["workers"])
-
-    @property
-    def connection_timeout(self) -> int:
-        return int(self._params["connection_timeout"])
-
-    @property
-    def hash_size(self) -> int:
-        return int(self._params["hash_size"])
-
-    @property
-    def tls_version(self) -> int:
-        return int(self._params["tls_version"])
-
-    @property
-    def curl_verbose(self) -> int:
-        return int(self._params["curl_verbose"])
-
-    @property
-    def memory_manager(self) -> str:
-        return str(self._params["memory_manager"])
-
-    @property
-    def tls_client_cert(self) -> str | None:
-        return self._params["tls_client_cert"]  # type: ignore[no-any-return]
-
-    @property
-    def tls_client_key(self) -> str | None:
-        return self._params["tls_client_key"]  # type: ignore[no-any-return]
-
-    @property
-    def tls_ca_path(self) -> str | None:
-        return self._params["tls_ca_path"]  # type: ignore[no-any-return]
-
-    @property
-    def curl_follow_redirect(self) -> int:
-        return int(self._params["curl_follow_redirect"])
-
-    @property
-    def tcp_keepalive(self) -> int:
-        return int(self._params["tcp_keepalive"])
-
-    @property
-    def tcp_ka_idle(self) -> int:
-        return int(self._params["tcp_ka_idle"])
-
-    @property
-    def tcp_ka_interval(self) -> int:
-        return int(self._params["tcp_ka_interval"])
-
-    @property
-    def authmethod(self) -> int:
-        return int(self._params["authmethod"])
-
-    @property
-    def max_redirects(self) -> int:
-        return int(self._params["max_redirects"])
-
-    @property
-    def max_connections(self) -> int:
-        return int(self._params["max_connections"])
-
-    @property
-    def max_body_size(self) -> int:
-        return int(self._params["max_body_size"])
 
     @property
     def closed(self) -> bool:
@@ -566,7 +393,7 @@ class Client:
 
     def http_set_method(self, method: str) -> None:
         """Method of the next query."""
-        self._next().method = check_method(method)
+        self._next().set_method(method)
 
     def http_set_tls_client_cert(self, path: PathArg) -> None:
         self._next().set_opt("tls_client_cert", path)
@@ -592,67 +419,33 @@ class Client:
         url: str,
         post_data: str | bytes | None = None,
         route: RouteArg = None,
-        *,
-        method: str | None = None,
-        headers: HeadersArg = None,
-        timeout: int | None = None,
-        xdata: Any = None,
-        tls_verify_host: int | None = None,
-        tls_verify_peer: int | None = None,
-        tls_client_cert: PathArg = None,
-        tls_client_key: PathArg = None,
-        tls_ca_path: PathArg = None,
-        authmethod: int | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        keepalive: int | None = None,
-        ka_idle: int | None = None,
-        ka_interval: int | None = None,
-        follow_redirect: int | None = None,
-        max_redirects: int | None = None,
-        http_version: int | None = None,
+        **options: Unpack[QueryOptions],
     ) -> QueryHandle:
-        """Send a query; never blocks.  Options set for the next query of
-        this thread (seed functions, ``http_req``) apply and are reset;
-        keyword arguments override them."""
+        """Send a query; never blocks.  Keywords: ``method``, ``headers``
+        (a mapping, or ``"Name: value"`` strings or ``(name, value)``
+        pairs), ``timeout`` (ms), ``xdata`` (any object, returned as
+        ``reply.xdata``), and every per-query option of the option table
+        (``tls_verify_host`` ... ``http_version``, see docs/api.md).
+        Options set for the next query of this thread (seed functions,
+        ``http_req``) apply and are reset; keyword arguments override them."""
+        state = self._take_next() if self._has_next else None
+        if not options:
+            # the common query (no keywords): straight to the submit path
+            return self._submit(state, url, post_data, route, None, None, None, None, None)
+        kw: dict[str, Any] = dict(options)
+        method = kw.pop("method", None)
+        headers = kw.pop("headers", None)
+        timeout = kw.pop("timeout", None)
+        xdata = kw.pop("xdata", None)
         opts: dict[str, object] | None = None
-        if not (
-            tls_verify_host is None
-            and tls_verify_peer is None
-            and tls_client_cert is None
-            and tls_client_key is None
-            and tls_ca_path is None
-            and authmethod is None
-            and username is None
-            and password is None
-            and keepalive is None
-            and ka_idle is None
-            and ka_interval is None
-            and follow_redirect is None
-            and max_redirects is None
-            and http_version is None
-        ):
-            given = {
-                "tls_verify_host": tls_verify_host,
-                "tls_verify_peer": tls_verify_peer,
-                "tls_client_cert": tls_client_cert,
-                "tls_client_key": tls_client_key,
-                "tls_ca_path": tls_ca_path,
-                "authmethod": authmethod,
-                "username": username,
-                "password": password,
-                "keepalive": keepalive,
-                "ka_idle": ka_idle,
-                "ka_interval": ka_interval,
-                "follow_redirect": follow_redirect,
-                "max_redirects": max_redirects,
-                "http_version": http_version,
-            }
-            opts = {k: v for k, v in given.items() if v is not None}
-        return self._submit(
-            self._take_next() if self._has_next else None,
-            url, post_data, route, method, headers, timeout, xdata, opts,
-        )
+        for name, value in kw.items():
+            if name not in QUERY_OPTS:
+                raise TypeError(f"query() got an unexpected keyword argument {name!r}")
+            if value is not None:
+                if opts is None:
+                    opts = {}
+                opts[name] = value
+        return self._submit(state, url, post_data, route, method, headers, timeout, xdata, opts)
 
     def _submit(
         self,
@@ -692,7 +485,7 @@ class Client:
         else:
             body = state.body if state is not None else None
         if method is not None:
-            mcode = check_method(method)
+            mcode = METHOD_CODES[check_method(method)]
         elif state is not None and state.method is not None:
             mcode = state.method
         else:
@@ -1219,25 +1012,18 @@ def _close_all() -> None:
 
 
 
-def _query_fast(
-    self: Client, url: str, post_data: str | bytes | None = None, route: RouteArg = None,
-    **options: Any,
-) -> QueryHandle:
-    # Why: CPython fills each omitted keyword-only parameter from
-    # __kwdefaults__ with a dict lookup; query()'s 19 of them cost ~200 ns
-    # per call, a tenth of a request's Python time.  Without keywords this
-    # goes straight to _submit; with any, to the full signature.
-    if options:
-        return _query_full(self, url, post_data, route, **options)
-    return self._submit(
-        self._take_next() if self._has_next else None,
-        url, post_data, route, None, None, None, None, None,
-    )
+def _param_property(name: str) -> property:
+    def get(self: Client) -> Any:
+        return self._params[name]
+
+    get.__name__ = name
+    get.__doc__ = f"The module parameter {name} in force (read-only)."
+    return property(get)
 
 
-_query_full = Client.query
-if not TYPE_CHECKING:  # type checkers and help() keep the full signature
-    Client.query = functools.wraps(_query_full)(_query_fast)
+for _name in ATTRIBUTES:
+    setattr(Client, _name, _param_property(_name))
+
 
 os.register_at_fork(after_in_child=_at_fork_child)
 atexit.register(_close_all)

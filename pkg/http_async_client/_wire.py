@@ -13,7 +13,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ._ffi import ffi
+from ._ffi import ffi, lib
+from ._validate import METHODS
 
 _CODES = {
     "uint64_t": "Q",
@@ -76,6 +77,7 @@ R_HTTP_VERSION = _R["http_version"]
 N_TIMES: int = dict(ffi.typeof("hac_rec").fields)["times"].type.length
 
 __all__ = [
+    "METHOD_CODES",
     "N_TIMES",
     "REC",
     "REQHDR",
@@ -94,3 +96,6 @@ __all__ = [
     "R_STATUS",
     "R_TIMES",
 ]
+
+# method name (as _validate.check_method returns it) -> hac.h code
+METHOD_CODES: dict[str, int] = {m: getattr(lib, "HAC_M_" + m) for m in METHODS}

@@ -1,16 +1,17 @@
-"""Validation of everything the caller hands us, and the per-query state.
+"""Pure checks of everything the caller hands us (no C here).
 
 Strategy: every check runs in Python before a byte reaches libcurl, which
 sends header strings verbatim and accepts any URL scheme it was built with.
 The checks are cheap string scans; validated URLs are cached because load
-generators and gateways send to the same few URLs over and over.
+generators and gateways send to the same few URLs over and over.  Each
+check takes the option's name, so its error names the option.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Mapping, Union
+from typing import Iterable, Mapping, Union
 
 from ._exceptions import (
     InvalidHeader,
@@ -20,17 +21,9 @@ from ._exceptions import (
     InvalidURL,
     UnknownRequestKey,
 )
-from ._ffi import lib
 
-METHODS: dict[str, int] = {
-    "GET": lib.HAC_M_GET,
-    "POST": lib.HAC_M_POST,
-    "PUT": lib.HAC_M_PUT,
-    "DELETE": lib.HAC_M_DELETE,
-    "PATCH": lib.HAC_M_PATCH,
-    "HEAD": lib.HAC_M_HEAD,
-    "OPTIONS": lib.HAC_M_OPTIONS,
-}
+# the methods the core sends (hac.h HAC_M_*, mapped in _wire)
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 MAX_URL = 65536
 MAX_HEADER = 65536
@@ -102,18 +95,18 @@ def _host(url: str) -> str:
     return host.split(":", 1)[0]
 
 
-def check_method(method: object) -> int:
-    """The method code; exact names, case-insensitive."""
+def check_method(method: object) -> str:
+    """The method's name in capitals; exact names, case-insensitive."""
     if isinstance(method, bytes):
         method = method.decode("latin-1")
     if not isinstance(method, str):
         raise InvalidOptionType(f"method must be str, not {type(method).__name__}")
-    code = METHODS.get(method.upper())
-    if code is None:
+    name = method.upper()
+    if name not in METHODS:
         raise InvalidMethod(
             f"unsupported method {method!r}; use one of {', '.join(METHODS)}"
         )
-    return code
+    return name
 
 
 def header_line(name: str, value: str) -> bytes:
@@ -303,110 +296,46 @@ def check_http_version(name: str, value: object) -> int:
     return v
 
 
-def _path_text(name: str, value: object) -> str:
+def path_text(name: str, value: object) -> str:
+    """A path for the per-query option list: "" means none."""
     path = check_path(name, value)
     return "" if path is None else path
 
 
-# Per-query options that travel to C in the option list (hac.h HAC_O_*):
-# name -> (key byte, validator).  An empty string value means "none".
-_OPTS: dict[str, tuple[bytes, Any]] = {
-    "tls_verify_host": (bytes([lib.HAC_O_VERIFY_HOST]), check_flag),
-    "tls_verify_peer": (bytes([lib.HAC_O_VERIFY_PEER]), check_flag),
-    "tls_client_cert": (bytes([lib.HAC_O_CLIENT_CERT]), _path_text),
-    "tls_client_key": (bytes([lib.HAC_O_CLIENT_KEY]), _path_text),
-    "tls_ca_path": (bytes([lib.HAC_O_CA_PATH]), _path_text),
-    "authmethod": (bytes([lib.HAC_O_AUTHMETHOD]), check_nonneg),
-    "username": (bytes([lib.HAC_O_USERNAME]), check_text),
-    "password": (bytes([lib.HAC_O_PASSWORD]), check_text),
-    "keepalive": (bytes([lib.HAC_O_KEEPALIVE]), check_flag),
-    "ka_idle": (bytes([lib.HAC_O_KA_IDLE]), check_nonneg),
-    "ka_interval": (bytes([lib.HAC_O_KA_INTERVAL]), check_nonneg),
-    "follow_redirect": (bytes([lib.HAC_O_FOLLOW]), check_flag),
-    "max_redirects": (bytes([lib.HAC_O_MAX_REDIRS]), check_nonneg),
-    "http_version": (bytes([lib.HAC_O_HTTP_VERSION]), check_http_version),
-}
-OPTION_NAMES = tuple(_OPTS)
-
-# Kamailio's other spellings of the same keys
-_ALIASES = {
-    "ka-idle": "ka_idle",
-    "ka-interval": "ka_interval",
-    "tcp_keepalive": "keepalive",
-    "tcp_ka_idle": "ka_idle",
-    "tcp_ka_interval": "ka_interval",
-}
-
-REQ_KEYS = (
-    "all",
-    "hdr",
-    "method",
-    "timeout",
-    "tls_client_cert",
-    "tls_client_key",
-    "tls_ca_path",
-    "suspend",
-    "body",
-    "authmethod",
-    "username",
-    "password",
-    "keepalive",
-    "ka_idle",
-    "ka_interval",
-    "follow_redirect",
-    "http_version",
-    *_ALIASES,
-)
+def check_workers(name: str, value: object) -> int:
+    n = to_int(name, value)
+    if n < 1:
+        raise InvalidOption(f"{name} must be >= 1, got {n}")
+    if n > 256:
+        raise InvalidOption(f"{name} must be <= 256, got {n}")
+    return n
 
 
-def encode_opt(name: str, value: object) -> tuple[bytes, bytes]:
-    """(key byte, b"<key><value>\\0") for one per-query option."""
-    key, check = _OPTS[name]
-    v = check(name, value)
-    text = v if isinstance(v, str) else str(int(v))
-    return key, key + os.fsencode(text) + b"\0"
+def check_positive(name: str, value: object) -> int:
+    n = to_int(name, value)
+    if n < 1:
+        raise InvalidOption(f"{name} must be >= 1, got {n}")
+    return n
 
 
-class NextQuery:
-    """Options of the next query issued by one thread (the seed's
-    per-process state); absent means the client's default."""
+def check_size(name: str, value: object) -> int:
+    n = to_int(name, value, 2**62)
+    if n < 1:
+        raise InvalidOption(f"{name} must be >= 1 byte, got {n}")
+    return n
 
-    __slots__ = ("suspend", "timeout", "method", "headers", "body", "opts")
 
-    def __init__(self) -> None:
-        self.suspend = 1
-        self.timeout: int | None = None
-        self.method: int | None = None
-        self.headers: list[bytes] = []
-        self.body: bytes | None = None
-        self.opts: dict[bytes, bytes] = {}
+def check_hash_size(name: str, value: object) -> int:
+    return round_hash_size(value)
 
-    def set_opt(self, name: str, value: object) -> None:
-        key, entry = encode_opt(name, value)
-        self.opts[key] = entry
 
-    def set_key(self, key: str, value: Any) -> None:
-        """``$http_req(key) = value``."""
-        if not isinstance(key, str):
-            raise InvalidOptionType("http_req key must be str")
-        key = _ALIASES.get(key, key)
-        if key == "all":
-            if value is not None:
-                raise InvalidOption("http_req['all'] only accepts None (reset)")
-            self.__init__()  # type: ignore[misc]
-        elif key == "hdr":
-            self.headers.append(check_header(value))
-        elif key == "method":
-            self.method = check_method(value)
-        elif key == "timeout":
-            self.timeout = check_timeout("timeout", value)
-        elif key == "suspend":
-            self.suspend = check_flag("suspend", value)
-        elif key == "body":
-            self.body = None if value is None else to_body(value)
-        elif key in _OPTS and key not in ("tls_verify_host", "tls_verify_peer", "max_redirects"):
-            self.set_opt(key, value)
-        else:
-            raise UnknownRequestKey(
-                f"unknown http_req key {key!r}; known keys: {', '.join(REQ_KEYS)}"
-            )
+def check_memory_manager(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidOptionType(f"{name} must be 'shm' or 'sys'")
+    if value not in ("shm", "sys"):
+        raise InvalidOption(f"{name} must be 'shm' or 'sys', got {value!r}")
+    return value
+
+
+def check_int(name: str, value: object) -> int:
+    return to_int(name, value)

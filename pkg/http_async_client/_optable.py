@@ -1,0 +1,262 @@
+"""Every module parameter and per-query option, once.
+
+Strategy: one row per setting, as h11 keeps its state machine as a table:
+its names (the ``Client`` keyword, which is the seed's module parameter;
+the ``query()`` keyword, which is also the ``http_req`` key unless the row
+says otherwise, with the seed's other spellings), its default, its checks,
+and how it reaches C (a ``hac_config`` field for the client's value, an
+``HAC_O_*`` key for one query's).  ``Client.__init__``, ``client.params``,
+the client's attributes, ``query()``'s option keywords, ``http_req`` and
+the option tables of docs/api.md are derived from it; adding a per-query
+option is one row here (plus its key in ``QueryOptions`` for type
+checkers, which a test keeps equal to the table) and its ``setopt`` in C.
+The rows' C names are looked up in the compiled module at import, so a
+name that C does not define fails at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypedDict
+
+from ._ffi import ffi, lib
+from ._validate import (
+    HeadersArg,
+    PathArg,
+    check_flag,
+    check_hash_size,
+    check_http_version,
+    check_int,
+    check_memory_manager,
+    check_nonneg,
+    check_path,
+    check_positive,
+    check_size,
+    check_text,
+    check_timeout,
+    check_workers,
+    path_text,
+)
+
+Check = Callable[[str, object], Any]
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One setting.  ``client``: the ``Client`` keyword (None: per query
+    only); ``query``: the ``query()`` keyword (None: client only)."""
+
+    client: str | None
+    query: str | None
+    default: Any = None
+    client_check: Check | None = None
+    query_check: Check | None = None
+    cfg: str | None = None          # hac_config field of the client's value
+    key: str | None = None          # HAC_O_* of one query's value
+    http_req: bool = True           # the query name is also an http_req key
+    aliases: tuple[str, ...] = ()   # other http_req spellings (Kamailio's)
+    attribute: bool = True          # the client has it as an attribute
+    doc: str = ""
+
+
+_MB = 1024 * 1024
+
+ROWS: tuple[Opt, ...] = (
+    Opt("workers", None, 1, check_workers, cfg="workers",
+        doc="C worker threads, each with its own libev loop, curl multi handle and "
+            "request table; requests spread round-robin (by id)"),
+    Opt("connection_timeout", None, 500, check_timeout, cfg="connection_timeout",
+        doc="ms; a total deadline per request (also the connect timeout); >= 1"),
+    Opt("hash_size", None, 2048, check_hash_size, cfg="hash_size",
+        doc="buckets of each worker's request table; rounded down to a power of two; "
+            "< 1 becomes 1"),
+    Opt("tls_version", None, 0, check_nonneg, cfg="tls_version",
+        doc="CURLOPT_SSLVERSION value"),
+    Opt("tls_verify_host", "tls_verify_host", 2, check_nonneg, check_flag,
+        cfg="tls_verify_host", key="HAC_O_VERIFY_HOST", http_req=False, attribute=False,
+        doc="0 off, non-zero on (CURLOPT_SSL_VERIFYHOST 2)"),
+    Opt("tls_verify_peer", "tls_verify_peer", 1, check_nonneg, check_flag,
+        cfg="tls_verify_peer", key="HAC_O_VERIFY_PEER", http_req=False, attribute=False,
+        doc="CURLOPT_SSL_VERIFYPEER"),
+    Opt("curl_verbose", None, 0, check_int, cfg="curl_verbose",
+        doc="non-zero: libcurl's header trace goes to logger http_async_client at INFO"),
+    Opt("memory_manager", None, "shm", check_memory_manager, cfg="memory_manager",
+        doc='"shm": libcurl and the core allocate through the accounted allocator; '
+            '"sys": malloc/free (process-wide: the first client decides)'),
+    Opt("tls_client_cert", "tls_client_cert", None, check_path, path_text,
+        cfg="tls_client_cert", key="HAC_O_CLIENT_CERT", doc="client certificate (PEM)"),
+    Opt("tls_client_key", "tls_client_key", None, check_path, path_text,
+        cfg="tls_client_key", key="HAC_O_CLIENT_KEY", doc="its key"),
+    Opt("tls_ca_path", "tls_ca_path", None, check_path, path_text,
+        cfg="tls_ca_path", key="HAC_O_CA_PATH",
+        doc="CA directory (openssl rehash-ed), CURLOPT_CAPATH"),
+    Opt("curl_follow_redirect", "follow_redirect", 0, check_flag, check_flag,
+        cfg="follow_redirect", key="HAC_O_FOLLOW",
+        doc="follow redirects: http/https targets only, at most max_redirects"),
+    Opt("tcp_keepalive", "keepalive", 0, check_flag, check_flag,
+        cfg="tcp_keepalive", key="HAC_O_KEEPALIVE", aliases=("tcp_keepalive",),
+        doc="TCP keep-alive probes (CURLOPT_TCP_KEEPALIVE)"),
+    Opt("tcp_ka_idle", "ka_idle", 0, check_nonneg, check_nonneg,
+        cfg="tcp_ka_idle", key="HAC_O_KA_IDLE", aliases=("ka-idle", "tcp_ka_idle"),
+        doc="s before the first probe (CURLOPT_TCP_KEEPIDLE; 0 = libcurl's 60)"),
+    Opt("tcp_ka_interval", "ka_interval", 0, check_nonneg, check_nonneg,
+        cfg="tcp_ka_interval", key="HAC_O_KA_INTERVAL",
+        aliases=("ka-interval", "tcp_ka_interval"),
+        doc="s between probes (CURLOPT_TCP_KEEPINTVL; 0 = libcurl's 60)"),
+    Opt("authmethod", "authmethod", 3, check_nonneg, check_nonneg,
+        cfg="authmethod", key="HAC_O_AUTHMETHOD",
+        doc="CURLOPT_HTTPAUTH bitmask: 1 Basic, 2 Digest (used with a username)"),
+    Opt(None, "username", None, None, check_text, key="HAC_O_USERNAME",
+        doc="user name for authentication"),
+    Opt(None, "password", None, None, check_text, key="HAC_O_PASSWORD",
+        doc="its password (never logged or shown)"),
+    Opt("max_redirects", "max_redirects", 10, check_nonneg, check_nonneg,
+        cfg="max_redirects", key="HAC_O_MAX_REDIRS", http_req=False,
+        doc="bound on followed redirects (CURLOPT_MAXREDIRS); a loop ends as a failed "
+            "reply (curl error 47)"),
+    Opt(None, "http_version", None, None, check_http_version, key="HAC_O_HTTP_VERSION",
+        doc="0 libcurl's default (HTTP/1.1 on http, HTTP/2 via ALPN on https), "
+            "1 HTTP/2 via Upgrade: h2c, 2 HTTP/2 with prior knowledge"),
+    Opt("max_body_size", None, 64 * _MB, check_size, cfg="max_body_size",
+        doc="cap on a response body; a larger one fails with BODY_TOO_LARGE"),
+    Opt("max_connections", None, 1024, check_positive, cfg="max_connections",
+        doc="per worker: at most this many transfers in libcurl (and connections "
+            "open); more wait in the worker's queue with their deadline running"),
+)
+
+CLIENT_ROWS = tuple(r for r in ROWS if r.client is not None)
+QUERY_ROWS = tuple(r for r in ROWS if r.query is not None)
+CLIENT_DEFAULTS: Mapping[str, Any] = {r.client: r.default for r in CLIENT_ROWS if r.client}
+ATTRIBUTES = tuple(r.client for r in CLIENT_ROWS if r.client and r.attribute)
+
+# query() keyword -> (option-list key byte, check), checked against C
+QUERY_OPTS: dict[str, tuple[bytes, Check]] = {}
+for _r in QUERY_ROWS:
+    assert _r.query is not None and _r.key is not None and _r.query_check is not None
+    QUERY_OPTS[_r.query] = (bytes([getattr(lib, _r.key)]), _r.query_check)
+for _r in CLIENT_ROWS:
+    if _r.cfg is not None and _r.cfg not in dict(ffi.typeof("hac_config").fields):
+        raise ImportError(f"http_async_client: hac_config has no field {_r.cfg}")
+OPTION_NAMES = tuple(QUERY_OPTS)
+
+# the keys of $http_req that are not options of the table
+SPECIAL_REQ_KEYS = ("all", "hdr", "method", "timeout", "suspend", "body")
+ALIASES: dict[str, str] = {a: r.query for r in QUERY_ROWS if r.query for a in r.aliases}
+REQ_OPTIONS = tuple(r.query for r in QUERY_ROWS if r.query and r.http_req)
+REQ_KEYS = (*SPECIAL_REQ_KEYS, *REQ_OPTIONS, *ALIASES)
+
+
+def encode_opt(name: str, value: object) -> tuple[bytes, bytes]:
+    """(key byte, b"<key><value>\\0") for one per-query option."""
+    key, check = QUERY_OPTS[name]
+    v = check(name, value)
+    text = v if isinstance(v, str) else str(int(v))
+    return key, key + os.fsencode(text) + b"\0"
+
+
+class QueryOptions(TypedDict, total=False):
+    """``query()``'s keyword arguments (the table's query rows, plus the
+    request's own parts); None means "not given"."""
+
+    method: str | None
+    headers: HeadersArg
+    timeout: int | None
+    xdata: Any
+    tls_verify_host: int | None
+    tls_verify_peer: int | None
+    tls_client_cert: PathArg
+    tls_client_key: PathArg
+    tls_ca_path: PathArg
+    follow_redirect: int | None
+    keepalive: int | None
+    ka_idle: int | None
+    ka_interval: int | None
+    authmethod: int | None
+    username: str | None
+    password: str | None
+    max_redirects: int | None
+    http_version: int | None
+
+
+class ClientParams(TypedDict, total=False):
+    """``Client()``'s keyword arguments: the module parameters."""
+
+    workers: int
+    connection_timeout: int
+    hash_size: int
+    tls_version: int
+    tls_verify_host: int
+    tls_verify_peer: int
+    curl_verbose: int
+    memory_manager: str
+    tls_client_cert: PathArg
+    tls_client_key: PathArg
+    tls_ca_path: PathArg
+    curl_follow_redirect: int
+    tcp_keepalive: int
+    tcp_ka_idle: int
+    tcp_ka_interval: int
+    authmethod: int
+    max_redirects: int
+    max_body_size: int
+    max_connections: int
+
+
+# query()'s keywords that are parts of the request, not table options
+REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata")
+
+
+def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every module parameter's checked value, defaults filled in, in the
+    table's order; TypeError for a keyword that is none."""
+    unknown = set(params) - set(CLIENT_DEFAULTS)
+    if unknown:
+        raise TypeError(
+            f"Client() got unexpected keyword argument(s): {', '.join(sorted(unknown))}"
+        )
+    out: dict[str, Any] = {}
+    for row in CLIENT_ROWS:
+        name = row.client
+        assert name is not None and row.client_check is not None
+        out[name] = row.client_check(name, params.get(name, row.default))
+    return out
+
+
+def fill_config(cfg: Any, values: Mapping[str, Any], keep: list[Any]) -> None:
+    """Write the checked values into a ``hac_config`` (strings kept alive in
+    ``keep`` until the core has copied them)."""
+    for row in CLIENT_ROWS:
+        if row.cfg is None or row.client is None:
+            continue
+        value = values[row.client]
+        if row.client == "memory_manager":
+            value = lib.HAC_MM_SHM if value == "shm" else lib.HAC_MM_SYS
+        elif row.client_check is check_path:
+            if value is None:
+                value = ffi.NULL
+            else:
+                value = ffi.new("char[]", os.fsencode(value))
+                keep.append(value)
+        setattr(cfg, row.cfg, value)
+
+
+__all__ = [
+    "ALIASES",
+    "ATTRIBUTES",
+    "CLIENT_DEFAULTS",
+    "CLIENT_ROWS",
+    "ClientParams",
+    "OPTION_NAMES",
+    "Opt",
+    "QUERY_OPTS",
+    "QUERY_ROWS",
+    "QueryOptions",
+    "REQUEST_KEYWORDS",
+    "REQ_KEYS",
+    "REQ_OPTIONS",
+    "ROWS",
+    "check_client_params",
+    "encode_opt",
+    "fill_config",
+]

@@ -1,0 +1,51 @@
+"""The option table is the one place options are declared: everything else
+is derived from it, and the static declarations for type checkers match it."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import http_async_client as hac
+from http_async_client import _optable as t
+
+
+def test_type_declarations_match_the_table() -> None:
+    """QueryOptions/ClientParams (for type checkers) list exactly the
+    table's query and client names."""
+    query_names = {r.query for r in t.QUERY_ROWS}
+    assert set(t.QueryOptions.__annotations__) == query_names | set(t.REQUEST_KEYWORDS)
+    assert set(t.ClientParams.__annotations__) == {r.client for r in t.CLIENT_ROWS}
+
+
+def test_client_params_defaults_and_attributes_come_from_the_table() -> None:
+    with hac.Client() as client:
+        assert dict(client.params) == dict(t.CLIENT_DEFAULTS)
+        for name in t.ATTRIBUTES:
+            assert getattr(client, name) == client.params[name]
+        # the seed's per-query functions keep their names on the client
+        assert callable(client.tls_verify_host) and callable(client.tls_verify_peer)
+
+
+def test_every_query_row_is_a_query_keyword_and_validated() -> None:
+    with hac.Client() as client:
+        for name in t.QUERY_OPTS:
+            with pytest.raises((hac.InvalidOption, hac.InvalidOptionType)):
+                client.query("http://127.0.0.1:9/", **{name: object()})  # type: ignore[misc]
+        with pytest.raises(TypeError, match="no_such_option"):
+            client.query("http://127.0.0.1:9/", no_such_option=1)  # type: ignore[call-arg]
+    assert "http_version" in (inspect.getdoc(hac.Client.query) or "")
+
+
+def test_http_req_keys_come_from_the_table() -> None:
+    with hac.Client() as client:
+        keys = set(client.http_req.keys())
+    assert keys >= {r.query for r in t.QUERY_ROWS if r.http_req}
+    assert keys >= {a for r in t.QUERY_ROWS for a in r.aliases}
+    assert not keys & {"tls_verify_host", "tls_verify_peer", "max_redirects"}
+
+
+def test_unknown_client_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="bogus"):
+        hac.Client(bogus=1)  # type: ignore[call-arg]
