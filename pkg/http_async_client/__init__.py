@@ -6,7 +6,8 @@ functions and ``$http_*`` variables, plus a Pythonic surface (handles,
 ``completions()``, asyncio ``await``).
 """
 
-from ._client import Client, QueryHandle
+from ._client import Client
+from ._delivery import QueryHandle
 from ._exceptions import (
     Cancelled,
     ClientClosed,

@@ -19,7 +19,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from ._client import Client, QueryHandle
+from ._client import Client
+from ._delivery import QueryHandle
 from ._exceptions import WaitTimeout
 from ._ffi import lib
 from ._reply import Reply

@@ -19,7 +19,6 @@ from ._exceptions import (
     InvalidOption,
     InvalidOptionType,
     InvalidURL,
-    UnknownRequestKey,
 )
 
 # the methods the core sends (hac.h HAC_M_*, mapped in _wire)

@@ -1,0 +1,114 @@
+"""asyncio: one reader on the client's fd per loop, futures for awaited
+handles, and the seed's suspended query inside a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any, Generator
+
+from ._base import ClientBase
+from ._delivery import _LOOP, _WAIT, QueryHandle
+from ._reply import Reply
+
+class _Suspended(int):
+    """The 0 that ``http_async_query`` returns inside a running event loop:
+    awaiting it waits for the reply and its route without blocking the loop
+    (the seed's suspended transaction).  Not awaiting it is like suspend=0:
+    the route still runs on the loop when the reply arrives."""
+
+    _handle: QueryHandle
+
+    def __await__(self) -> Generator[Any, None, int]:
+        async def wait() -> int:
+            await self._handle
+            return 0
+
+        return wait().__await__()
+
+
+class AsyncioMixin(ClientBase):
+    """The loop side of delivery."""
+
+    def _complete_on_loop(self, h: QueryHandle) -> None:
+        """On the owning loop: run the route, then wake the awaiter."""
+        self._run_route(h)
+        h._finished = True
+        self._resolve_fut(h)
+
+    def _resolve_fut(self, h: QueryHandle) -> None:
+        fut = h._fut
+        if fut is None or fut.done() or h._reply is None:
+            return
+        floop = fut.get_loop()
+        if asyncio._get_running_loop() is floop:
+            fut.set_result(h._reply)
+        else:
+            try:
+                floop.call_soon_threadsafe(self._resolve_fut, h)
+            except RuntimeError:  # loop closed: nobody can await it any more
+                pass
+
+    def _await_prepare(self, h: QueryHandle) -> Reply | asyncio.Future[Reply]:
+        """The synchronous part of ``await handle``: the reply when it is
+        already there (its route run if this claims it), else the future the
+        loop will resolve.  A future cancelled by one awaiter is replaced,
+        so other awaiters of the same handle are not affected."""
+        loop = asyncio.get_running_loop()
+        self._check_usable()
+        run = False
+        with self._lock:
+            if h._reply is not None and h._owner != _LOOP:
+                run = self._claim(h, _WAIT)
+                fut = None
+            elif h._reply is not None and h._finished:
+                fut = None
+            else:
+                if h._fut is None or h._fut.cancelled():
+                    h._fut = loop.create_future()
+                fut = h._fut
+        if fut is None:
+            if run:
+                self._run_route(h)
+            assert h._reply is not None
+            return h._reply
+        last = self._last_loop
+        if last is None or last() is not loop:
+            self._attach(loop)
+        return fut
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One reader on the client's fd per loop: one Python wake-up per
+        batch of completions, never per socket event."""
+        if self._drained:
+            return
+        # the loop of the last call: the per-request check is one weakref
+        # call, not a WeakSet lookup
+        self._last_loop = weakref.ref(loop)
+        if loop in self._loops:
+            return
+        self._loops.add(loop)
+        loop.add_reader(self._fd, self._on_readable, loop)
+
+    def _on_readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._drained:
+            return
+        replies = self._drain_c()
+        with self._lock:
+            local = self._settle(replies, loop)
+            self._cv.notify_all()
+        # _complete_on_loop() inlined: this is the asyncio per-reply path
+        for h in local:
+            if h._route is not None:
+                self._run_route(h)
+            h._finished = True
+            fut = h._fut
+            reply = h._reply
+            if fut is not None and reply is not None and not fut.done():
+                if fut.get_loop() is loop:
+                    fut.set_result(reply)
+                else:
+                    self._resolve_fut(h)
+
+
+__all__ = ["AsyncioMixin"]

@@ -1,0 +1,90 @@
+"""What the parts of ``Client`` share: its state and the methods they call
+across modules (each defined by exactly one part, see ``_client``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from ._reply import Reply
+
+if TYPE_CHECKING:
+    from ._delivery import QueryHandle
+
+Route = Callable[[Reply], Any]
+RouteArg = Union[Route, str, None]
+
+
+class ClientBase:
+    """State of a client, declared once for the modules that implement it:
+    ``_core`` (the C side), ``_delivery`` (who gets each reply),
+    ``_aio`` (asyncio), ``_client`` (the facade)."""
+
+    _c: Any
+    _fd: int
+    _closed: bool
+    _drained: bool
+    _forked: bool
+    _verbose: bool
+    _pending: dict[int, QueryHandle]
+    _stream: OrderedDict[int, QueryHandle]
+    _lock: threading.Lock
+    _cv: threading.Condition
+    _drain_lock: threading.Lock
+    _recs: Any
+    _records: memoryview
+    _held: Any
+    _data: Any
+    _used: Any
+    _pumping: bool
+    _loops: weakref.WeakSet[asyncio.AbstractEventLoop]
+    _last_loop: weakref.ref[asyncio.AbstractEventLoop] | None
+    _route_errors: int
+
+    # defined in _core
+    def _drain_c(self) -> list[Reply]:
+        raise NotImplementedError
+
+    def _wait_c(self, ms: int) -> bool:
+        raise NotImplementedError
+
+    def _cancel(self, rid: int) -> bool:
+        raise NotImplementedError
+
+    # defined in _delivery
+    def _settle(
+        self, replies: list[Reply], here: asyncio.AbstractEventLoop | None
+    ) -> list[QueryHandle]:
+        raise NotImplementedError
+
+    def _claim(self, h: QueryHandle, owner: int) -> bool:
+        raise NotImplementedError
+
+    def _run_route(self, h: QueryHandle) -> None:
+        raise NotImplementedError
+
+    def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
+        raise NotImplementedError
+
+    # defined in _aio
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
+
+    def _resolve_fut(self, h: QueryHandle) -> None:
+        raise NotImplementedError
+
+    def _complete_on_loop(self, h: QueryHandle) -> None:
+        raise NotImplementedError
+
+    def _await_prepare(self, h: QueryHandle) -> Reply | asyncio.Future[Reply]:
+        raise NotImplementedError
+
+    # defined in _client
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _check_usable(self) -> None:
+        raise NotImplementedError

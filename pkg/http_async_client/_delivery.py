@@ -1,0 +1,300 @@
+"""Who gets each reply: the query handle and the claim rules.
+
+Delivery rule (each reply is delivered exactly once): a finished reply is
+*claimed* once, by the first of
+
+1. a thread blocked in ``handle.result()`` or a suspended
+   ``http_async_query()`` for that very query;
+2. the asyncio loop, for a query awaited there or issued from a coroutine;
+3. ``completions()`` / ``dispatch()``, in completion order, across all
+   threads.
+
+Its route runs exactly once, in the claimer's thread.  ``handle.result()``
+after another consumer claimed the reply returns the same ``Reply`` object
+without running the route again.
+
+Strategy: C never calls Python.  Whoever needs a reply "pumps": waits on the
+client's eventfd with the GIL released, drains a batch of results, and
+settles them under one condition variable; other waiting threads sleep on
+that condition.  The asyncio reader is just another pump (``_aio``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Generator, Iterator
+
+from ._base import ClientBase, Route
+from ._exceptions import ClientClosed, WaitTimeout
+from ._reply import Reply
+
+if TYPE_CHECKING:
+    from ._base import ClientBase as Client
+
+log = logging.getLogger("http_async_client")
+
+_SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
+
+# who claimed a reply (QueryHandle._owner)
+_WAIT, _LOOP, _STREAM = 1, 2, 3
+
+
+class QueryHandle:
+    """A submitted query: its id, an awaitable, ``result()`` and ``cancel()``."""
+
+    __slots__ = (
+        "id",
+        "url",
+        "_client",
+        "_route",
+        "_reply",
+        "_owner",
+        "_routed",
+        "_finished",
+        "_waiters",
+        "_fut",
+        "_loop",
+        "_xdata",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        rid: int,
+        url: str,
+        route: Route | None,
+        loop: asyncio.AbstractEventLoop | None,
+        xdata: Any,
+    ) -> None:
+        self.id = rid
+        self.url = url
+        self._client = client
+        self._route = route
+        self._reply: Reply | None = None
+        self._owner: int | None = None
+        self._routed = False
+        self._finished = False
+        self._waiters = 0
+        self._fut: asyncio.Future[Reply] | None = None
+        self._loop = loop
+        self._xdata = xdata
+
+    def done(self) -> bool:
+        """True once the reply has arrived (success, error or cancel)."""
+        return self._reply is not None
+
+    def result(self, timeout: float | None = None) -> Reply:
+        """Wait for the reply (its route runs first if this call claims it).
+
+        Raises WaitTimeout when ``timeout`` seconds pass first; the request
+        goes on."""
+        return self._client._wait_handle(self, timeout)
+
+    def cancel(self) -> bool:
+        """Ask the core to abort the query; its reply says cancelled.
+        False when the reply is already there."""
+        if self._reply is not None:
+            return False
+        return self._client._cancel(self.id)
+
+    def __await__(self) -> Generator[Any, None, Reply]:
+        # the asyncio per-request path: no coroutine, no shield, and no frame
+        # of ours in between once waiting: the task resumes the future's own
+        # (C) iterator, whose result is the reply
+        got = self._client._await_prepare(self)
+        if isinstance(got, Reply):
+            return _ready(got)
+        return got.__await__()
+
+    def __repr__(self) -> str:
+        reply = self._reply
+        if reply is None:
+            state = "pending"
+        elif reply.ok:
+            state = f"done {reply.status}"
+        else:
+            state = "done timed out" if reply.timed_out else "done failed"
+        return f"<QueryHandle id={self.id} {state} url={self.url!r}>"
+
+
+def _ready(reply: Reply) -> Generator[Any, None, Reply]:
+    """An awaitable iterator that is already done: ``reply``."""
+    return reply
+    yield  # pragma: no cover - makes this a generator
+
+
+class Delivery(ClientBase):
+    """Settling drained replies and handing each to its one claimer."""
+
+    def _run_route(self, h: QueryHandle) -> None:
+        """Call the route; the caller has claimed it (h._routed set under
+        _cv), so this happens once per reply."""
+        if h._route is None or h._reply is None:
+            return
+        try:
+            h._route(h._reply)
+        except Exception:
+            with self._lock:  # routes run in many threads at once
+                self._route_errors += 1
+            log.exception("route of query %d (%s) raised", h.id, h.url)
+
+    def _settle(
+        self, replies: list[Reply], here: asyncio.AbstractEventLoop | None
+    ) -> list[QueryHandle]:
+        """With _cv held: hand each reply to its claimer.  Returns the
+        handles to complete on ``here`` once the lock is released."""
+        local: list[QueryHandle] = []
+        pending = self._pending
+        for reply in replies:
+            h = pending.pop(reply.id, None)
+            if h is None:
+                continue
+            reply.url = h.url
+            reply.xdata = h._xdata
+            h._reply = reply
+            if h._waiters:
+                h._owner = _WAIT
+                if h._fut is not None:
+                    self._resolve_fut(h)
+                continue
+            loop = h._fut.get_loop() if h._fut is not None else h._loop
+            if loop is not None:
+                h._owner = _LOOP
+                if loop is here:
+                    local.append(h)
+                    continue
+                try:
+                    loop.call_soon_threadsafe(self._complete_on_loop, h)
+                    continue
+                except RuntimeError:  # that loop is closed: fall back
+                    h._owner = None
+            self._stream[h.id] = h
+        return local
+
+    def _pump(self, timeout: float | None) -> None:
+        """With _cv held: wait up to timeout for results and settle them, or
+        sleep on _cv while another thread pumps."""
+        if self._pumping:
+            self._cv.wait(timeout)
+            return
+        self._pumping = True
+        self._cv.release()
+        replies: list[Reply] = []
+        try:
+            wait = timeout
+            if self._loops:
+                # an event loop's reader may take our reply: look again soon
+                wait = _SLICE_S if wait is None else min(wait, _SLICE_S)
+            ms = -1 if wait is None else max(0, int(wait * 1000 + 0.999))
+            if self._wait_c(ms):
+                replies = self._drain_c()
+        finally:
+            self._cv.acquire()
+            self._pumping = False
+        self._settle(replies, None)
+        self._cv.notify_all()
+
+    def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            if h._reply is None:
+                self._check_usable()
+                h._waiters += 1
+                try:
+                    while h._reply is None:
+                        if self._drained:
+                            raise ClientClosed(f"query {h.id} has no reply: client closed")
+                        remaining = None
+                        if deadline is not None:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                raise WaitTimeout(
+                                    f"no reply to query {h.id} within {timeout} s"
+                                )
+                        self._pump(remaining)
+                finally:
+                    h._waiters -= 1
+            run = self._claim(h, _WAIT)
+        if run:
+            self._run_route(h)
+        return h._reply
+
+    def _claim(self, h: QueryHandle, owner: int) -> bool:
+        """With _cv held: take an arrived reply for owner unless someone else
+        has it; True when the caller must run its route."""
+        if h._owner is None or h._owner == owner:
+            if h._owner is None:
+                # result() or await took it: it must not stay in the stream
+                # (code that never iterates completions() would keep every
+                # reply it ever received)
+                self._stream.pop(h.id, None)
+            h._owner = owner
+            if not h._routed:
+                h._routed = True
+                return True
+        return False
+
+    def _take(self, deadline: float | None, block: bool) -> QueryHandle | None:
+        """The next unclaimed reply of the stream, claimed and with its route
+        still to run; None when nothing is left to wait for (or, not
+        blocking, nothing is ready)."""
+        with self._lock:
+            while True:
+                while self._stream:
+                    h = self._stream.popitem(last=False)[1]
+                    if h._owner is None:
+                        h._owner = _STREAM
+                        h._routed = True
+                        return h
+                if not self._drained and self._wait_c(0):
+                    replies = self._drain_c()
+                    if replies:
+                        self._settle(replies, None)
+                        self._cv.notify_all()
+                        continue
+                if not block or not self._pending or self._drained:
+                    return None
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise WaitTimeout("no reply within the timeout")
+                self._pump(remaining)
+
+    def completions(self, timeout: float | None = None) -> Iterator[Reply]:
+        """Finished replies in completion order, each once (across threads);
+        routes run before a reply is yielded.  Ends when nothing is in
+        flight; ``timeout`` bounds the wait for each next reply
+        (WaitTimeout)."""
+        while True:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            h = self._take(deadline, True)
+            if h is None:
+                return
+            self._run_route(h)
+            assert h._reply is not None
+            yield h._reply
+
+    def dispatch(self, timeout: float | None = 0) -> int:
+        """Run the routes of finished replies; returns how many.
+
+        ``timeout=0``: only what is ready; ``timeout=x``: wait up to x s for
+        the first one; ``None``: until nothing is in flight."""
+        count = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            block = timeout is None or (timeout > 0 and count == 0)
+            try:
+                h = self._take(deadline, block)
+            except WaitTimeout:
+                return count
+            if h is None:
+                return count
+            self._run_route(h)
+            count += 1
+
+
+__all__ = ["Delivery", "QueryHandle"]
