@@ -13,6 +13,8 @@ from ._reply import Reply
 
 if TYPE_CHECKING:
     from ._delivery import QueryHandle
+    from ._nextquery import NextQuery, ThreadState
+    from ._validate import HeadersArg
 
 Route = Callable[[Reply], Any]
 RouteArg = Union[Route, str, None]
@@ -43,6 +45,8 @@ class ClientBase:
     _loops: weakref.WeakSet[asyncio.AbstractEventLoop]
     _last_loop: weakref.ref[asyncio.AbstractEventLoop] | None
     _route_errors: int
+    _local: ThreadState
+    _has_next: bool
 
     # defined in _core
     def _drain_c(self) -> list[Reply]:
@@ -84,6 +88,20 @@ class ClientBase:
 
     # defined in _client
     def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _submit(
+        self,
+        state: NextQuery | None,
+        url: str,
+        post_data: str | bytes | None,
+        route: RouteArg,
+        method: str | None,
+        headers: HeadersArg,
+        timeout: int | None,
+        xdata: Any,
+        opts: dict[str, object] | None,
+    ) -> QueryHandle:
         raise NotImplementedError
 
     def _check_usable(self) -> None:

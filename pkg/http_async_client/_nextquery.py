@@ -4,6 +4,7 @@ applied to that query and then reset."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,13 @@ class NextQuery:
             raise UnknownRequestKey(
                 f"unknown http_req key {key!r}; known keys: {', '.join(REQ_KEYS)}"
             )
+
+
+class ThreadState(threading.local):
+    """Per-thread "next query" options; the class attribute makes the
+    common no-options lookup a plain attribute read, not an exception."""
+
+    next: NextQuery | None = None
 
 
 class HttpReq:
