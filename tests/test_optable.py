@@ -4,6 +4,7 @@ is derived from it, and the static declarations for type checkers match it."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,19 @@ def test_http_req_keys_come_from_the_table() -> None:
 def test_unknown_client_keyword_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="bogus"):
         hac.Client(bogus=1)  # type: ignore[call-arg]
+
+
+def _repo_file(rel: str) -> Path:
+    for parent in Path(__file__).resolve().parents:
+        if (parent / rel).is_file():
+            return parent / rel
+    raise FileNotFoundError(rel)
+
+
+def test_docs_option_tables_are_generated_from_the_table() -> None:
+    """docs/api.md's option tables are what `python tools/gen_api_tables.py`
+    writes from the table (run it after changing a row)."""
+    text = _repo_file("docs/api.md").read_text(encoding="utf-8")
+    assert t.render_api(text) == text, "run: python tools/gen_api_tables.py"
+    for r in t.ROWS:
+        assert f"`{r.query or r.client}`" in text

@@ -57,7 +57,8 @@ class Opt:
     http_req: bool = True           # the query name is also an http_req key
     aliases: tuple[str, ...] = ()   # other http_req spellings (Kamailio's)
     attribute: bool = True          # the client has it as an attribute
-    doc: str = ""
+    since: str = ""                 # "5.x"/"6.2": the seed version; "ours": not the seed's
+    doc: str = ""                   # for docs/api.md (markdown)
 
 
 _MB = 1024 * 1024
@@ -65,64 +66,78 @@ _MB = 1024 * 1024
 ROWS: tuple[Opt, ...] = (
     Opt("workers", None, 1, check_workers, cfg="workers",
         doc="C worker threads, each with its own libev loop, curl multi handle and "
-            "request table; requests spread round-robin (by id)"),
+            "request table; requests spread round-robin (by id); < 1 → `InvalidOption`"),
     Opt("connection_timeout", None, 500, check_timeout, cfg="connection_timeout",
-        doc="ms; a total deadline per request (also the connect timeout); >= 1"),
+        doc="ms; a **total deadline** per request (`CURLOPT_TIMEOUT_MS`, also the "
+            "connect timeout); must be ≥ 1"),
     Opt("hash_size", None, 2048, check_hash_size, cfg="hash_size",
-        doc="buckets of each worker's request table; rounded down to a power of two; "
-            "< 1 becomes 1"),
+        doc="buckets of each worker's request table; rounded **down** to a power of "
+            "two; < 1 → 1 (`Client(hash_size=1500).hash_size == 1024`)"),
     Opt("tls_version", None, 0, check_nonneg, cfg="tls_version",
-        doc="CURLOPT_SSLVERSION value"),
+        doc="`CURLOPT_SSLVERSION` value"),
     Opt("tls_verify_host", "tls_verify_host", 2, check_nonneg, check_flag,
         cfg="tls_verify_host", key="HAC_O_VERIFY_HOST", http_req=False, attribute=False,
-        doc="0 off, non-zero on (CURLOPT_SSL_VERIFYHOST 2)"),
+        doc="0 off, non-zero on (`CURLOPT_SSL_VERIFYHOST` 2)"),
     Opt("tls_verify_peer", "tls_verify_peer", 1, check_nonneg, check_flag,
         cfg="tls_verify_peer", key="HAC_O_VERIFY_PEER", http_req=False, attribute=False,
-        doc="CURLOPT_SSL_VERIFYPEER"),
+        doc="`CURLOPT_SSL_VERIFYPEER`"),
     Opt("curl_verbose", None, 0, check_int, cfg="curl_verbose",
-        doc="non-zero: libcurl's header trace goes to logger http_async_client at INFO"),
+        doc="non-zero: libcurl's request/response header trace goes to logger "
+            "`http_async_client` at INFO (`[id] > GET / HTTP/1.1`, `[id] < HTTP/1.1 200 "
+            "OK`); gathered in C, logged by the Python thread that drains"),
     Opt("memory_manager", None, "shm", check_memory_manager, cfg="memory_manager",
-        doc='"shm": libcurl and the core allocate through the accounted allocator; '
-            '"sys": malloc/free (process-wide: the first client decides)'),
+        doc='`"shm"`: libcurl and the core allocate through the project\'s accounted '
+            "allocator (`curl_global_init_mem`; `mem_in_use`/`mem_peak` in `stats()`); "
+            '`"sys"`: malloc/free. libcurl\'s allocator is process-wide: the first '
+            "client decides; a later client asking for the other gets a warning and "
+            "`params` shows the mode in force. If another library initialised libcurl "
+            "first, only the core's own allocations are accounted"),
     Opt("tls_client_cert", "tls_client_cert", None, check_path, path_text,
         cfg="tls_client_cert", key="HAC_O_CLIENT_CERT", doc="client certificate (PEM)"),
     Opt("tls_client_key", "tls_client_key", None, check_path, path_text,
         cfg="tls_client_key", key="HAC_O_CLIENT_KEY", doc="its key"),
     Opt("tls_ca_path", "tls_ca_path", None, check_path, path_text,
         cfg="tls_ca_path", key="HAC_O_CA_PATH",
-        doc="CA directory (openssl rehash-ed), CURLOPT_CAPATH"),
+        doc="CA directory (`openssl rehash`ed), `CURLOPT_CAPATH`"),
     Opt("curl_follow_redirect", "follow_redirect", 0, check_flag, check_flag,
-        cfg="follow_redirect", key="HAC_O_FOLLOW",
-        doc="follow redirects: http/https targets only, at most max_redirects"),
+        cfg="follow_redirect", key="HAC_O_FOLLOW", since="5.x",
+        doc="follow redirects: http/https targets only, at most `max_redirects`"),
     Opt("tcp_keepalive", "keepalive", 0, check_flag, check_flag,
-        cfg="tcp_keepalive", key="HAC_O_KEEPALIVE", aliases=("tcp_keepalive",),
-        doc="TCP keep-alive probes (CURLOPT_TCP_KEEPALIVE)"),
+        cfg="tcp_keepalive", key="HAC_O_KEEPALIVE", aliases=("tcp_keepalive",), since="5.x",
+        doc="TCP keep-alive probes (`CURLOPT_TCP_KEEPALIVE`)"),
     Opt("tcp_ka_idle", "ka_idle", 0, check_nonneg, check_nonneg,
         cfg="tcp_ka_idle", key="HAC_O_KA_IDLE", aliases=("ka-idle", "tcp_ka_idle"),
-        doc="s before the first probe (CURLOPT_TCP_KEEPIDLE; 0 = libcurl's 60)"),
+        since="5.x",
+        doc="s before the first probe (`CURLOPT_TCP_KEEPIDLE`; 0 = libcurl's 60)"),
     Opt("tcp_ka_interval", "ka_interval", 0, check_nonneg, check_nonneg,
         cfg="tcp_ka_interval", key="HAC_O_KA_INTERVAL",
-        aliases=("ka-interval", "tcp_ka_interval"),
-        doc="s between probes (CURLOPT_TCP_KEEPINTVL; 0 = libcurl's 60)"),
+        aliases=("ka-interval", "tcp_ka_interval"), since="5.x",
+        doc="s between probes (`CURLOPT_TCP_KEEPINTVL`; 0 = libcurl's 60)"),
     Opt("authmethod", "authmethod", 3, check_nonneg, check_nonneg,
-        cfg="authmethod", key="HAC_O_AUTHMETHOD",
-        doc="CURLOPT_HTTPAUTH bitmask: 1 Basic, 2 Digest (used with a username)"),
-    Opt(None, "username", None, None, check_text, key="HAC_O_USERNAME",
-        doc="user name for authentication"),
-    Opt(None, "password", None, None, check_text, key="HAC_O_PASSWORD",
+        cfg="authmethod", key="HAC_O_AUTHMETHOD", since="5.x",
+        doc="`CURLOPT_HTTPAUTH` bitmask: 1 Basic, 2 Digest (used when a `username` is "
+            "given); a wrong password is a 401 reply, not an error"),
+    Opt(None, "username", None, None, check_text, key="HAC_O_USERNAME", since="5.x",
+        doc="user name for HTTP authentication (Basic/Digest)"),
+    Opt(None, "password", None, None, check_text, key="HAC_O_PASSWORD", since="5.x",
         doc="its password (never logged or shown)"),
     Opt("max_redirects", "max_redirects", 10, check_nonneg, check_nonneg,
-        cfg="max_redirects", key="HAC_O_MAX_REDIRS", http_req=False,
-        doc="bound on followed redirects (CURLOPT_MAXREDIRS); a loop ends as a failed "
+        cfg="max_redirects", key="HAC_O_MAX_REDIRS", http_req=False, since="ours",
+        doc="bound on followed redirects (`CURLOPT_MAXREDIRS`); a loop ends as a failed "
             "reply (curl error 47)"),
     Opt(None, "http_version", None, None, check_http_version, key="HAC_O_HTTP_VERSION",
-        doc="0 libcurl's default (HTTP/1.1 on http, HTTP/2 via ALPN on https), "
-            "1 HTTP/2 via Upgrade: h2c, 2 HTTP/2 with prior knowledge"),
-    Opt("max_body_size", None, 64 * _MB, check_size, cfg="max_body_size",
-        doc="cap on a response body; a larger one fails with BODY_TOO_LARGE"),
+        since="6.2",
+        doc="0 libcurl's default (HTTP/1.1 on http, HTTP/2 via ALPN on https), 1 HTTP/2 "
+            "via `Upgrade: h2c`, 2 HTTP/2 with prior knowledge; HTTP/2 queries to one "
+            "origin are multiplexed, at most 100 streams per connection"),
+    Opt("max_body_size", None, 64 * _MB, check_size, cfg="max_body_size", since="ours",
+        doc="cap on a response body; a larger one fails with `BODY_TOO_LARGE: ...` "
+            "(announced by Content-Length: curl error 63, else 23)"),
     Opt("max_connections", None, 1024, check_positive, cfg="max_connections",
+        since="ours",
         doc="per worker: at most this many transfers in libcurl (and connections "
-            "open); more wait in the worker's queue with their deadline running"),
+            "open); more wait in the worker's queue with their deadline running (a "
+            "miss says `waiting for a connection slot`)"),
 )
 
 CLIENT_ROWS = tuple(r for r in ROWS if r.client is not None)
@@ -241,6 +256,76 @@ def fill_config(cfg: Any, values: Mapping[str, Any], keep: list[Any]) -> None:
         setattr(cfg, row.cfg, value)
 
 
+# ------------------------------------------------------------ docs/api.md
+
+_SPECIAL_REQ_DOCS = (
+    ("all", "", "`= None` resets every key to the client's defaults"),
+    ("hdr", "", "appends a header (as `http_append_header`)"),
+    ("method", "", "as `http_set_method`"),
+    ("timeout", "", "as `http_set_timeout` (ms)"),
+    ("suspend", "", "as `http_async_suspend`"),
+    ("body", "5.x", "request body of the next query (as `post_data`; POST unless a "
+     "method is set)"),
+)
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, int) and value >= _MB and value % _MB == 0:
+        return f"{value // _MB} MiB"
+    return str(value)
+
+
+def api_tables() -> dict[str, str]:
+    """The option tables of docs/api.md (between its ``<!-- BEGIN
+    options:NAME -->`` markers), made from the rows."""
+    client = ["| seed parameter | Python | default | notes |", "|---|---|---|---|"]
+    for r in CLIENT_ROWS:
+        name = f"`{r.client}`" + (f" ({r.since})" if r.since else "")
+        python = f"`.{r.client}`" if r.attribute else f'`params["{r.client}"]`'
+        client.append(f"| {name} | {python} | {_default_text(r.default)} | {r.doc} |")
+    req = ["| key | effect |", "|---|---|"]
+    for key, since, doc in _SPECIAL_REQ_DOCS:
+        req.append(f"| `{key}`{f' ({since})' if since else ''} | {doc} |")
+    for r in QUERY_ROWS:
+        if not r.http_req:
+            continue
+        since = f" ({r.since})" if r.since not in ("", "ours") else ""
+        also = ""
+        if r.aliases:
+            also = "; also spelled " + ", ".join(f"`{a}`" for a in r.aliases)
+        req.append(f"| `{r.query}`{since} | {r.doc}{also} |")
+    keywords = ", ".join(f"{k}=" for k in (*REQUEST_KEYWORDS, *(r.query for r in QUERY_ROWS)))
+    query = [
+        f"- `client.query(url, post_data=None, route=None, *, {keywords})` → "
+        "`QueryHandle`; never blocks. `headers` is a mapping, or an iterable of "
+        '`"Name: value"` strings or `(name, value)` pairs; every other keyword is the '
+        "per-query option of the same name (the module parameter's value when "
+        "omitted or None):",
+        "",
+        "  | keyword | module parameter | notes |",
+        "  |---|---|---|",
+    ]
+    for r in QUERY_ROWS:
+        param = f"`{r.client}`" if r.client else "—"
+        query.append(f"  | `{r.query}` | {param} | {r.doc} |")
+    return {"client": "\n".join(client), "http_req": "\n".join(req), "query": "\n".join(query)}
+
+
+def render_api(text: str) -> str:
+    """``text`` (docs/api.md) with every generated table replaced."""
+    for name, table in api_tables().items():
+        begin = f"<!-- BEGIN options:{name} -->"
+        end = f"<!-- END options:{name} -->"
+        head, sep, rest = text.partition(begin)
+        _, sep2, tail = rest.partition(end)
+        if not sep or not sep2:
+            raise ValueError(f"docs/api.md lacks the markers of options:{name}")
+        text = f"{head}{begin}\n{table}\n{end}{tail}"
+    return text
+
+
 __all__ = [
     "ALIASES",
     "ATTRIBUTES",
@@ -256,7 +341,9 @@ __all__ = [
     "REQ_KEYS",
     "REQ_OPTIONS",
     "ROWS",
+    "api_tables",
     "check_client_params",
     "encode_opt",
     "fill_config",
+    "render_api",
 ]
