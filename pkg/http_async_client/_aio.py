@@ -8,7 +8,7 @@ import weakref
 from typing import Any, Generator
 
 from ._base import ClientBase
-from ._delivery import _LOOP, _WAIT, QueryHandle
+from ._delivery import LOOP_DONE, ON_LOOP, QueryHandle
 from ._reply import Reply
 
 class _Suspended(int):
@@ -33,7 +33,7 @@ class AsyncioMixin(ClientBase):
     def _complete_on_loop(self, h: QueryHandle) -> None:
         """On the owning loop: run the route, then wake the awaiter."""
         self._run_route(h)
-        h._finished = True
+        h._state = LOOP_DONE  # loop_done
         self._resolve_fut(h)
 
     def _resolve_fut(self, h: QueryHandle) -> None:
@@ -58,10 +58,11 @@ class AsyncioMixin(ClientBase):
         self._check_usable()
         run = False
         with self._lock:
-            if h._reply is not None and h._owner != _LOOP:
-                run = self._claim(h, _WAIT)
+            state = h._state
+            if h._reply is not None and state is not ON_LOOP and state is not LOOP_DONE:
+                run = self._claim(h)
                 fut = None
-            elif h._reply is not None and h._finished:
+            elif state is LOOP_DONE:
                 fut = None
             else:
                 if h._fut is None or h._fut.cancelled():
@@ -101,7 +102,7 @@ class AsyncioMixin(ClientBase):
         for h in local:
             if h._route is not None:
                 self._run_route(h)
-            h._finished = True
+            h._state = LOOP_DONE  # loop_done
             fut = h._fut
             reply = h._reply
             if fut is not None and reply is not None and not fut.done():

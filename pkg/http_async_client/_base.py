@@ -64,7 +64,7 @@ class ClientBase:
     ) -> list[QueryHandle]:
         raise NotImplementedError
 
-    def _claim(self, h: QueryHandle, owner: int) -> bool:
+    def _claim(self, h: QueryHandle) -> bool:
         raise NotImplementedError
 
     def _run_route(self, h: QueryHandle) -> None:

@@ -22,6 +22,7 @@ that condition.  The asyncio reader is just another pump (``_aio``).
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Generator, Iterator
@@ -37,8 +38,39 @@ log = logging.getLogger("http_async_client")
 
 _SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
 
-# who claimed a reply (QueryHandle._owner)
-_WAIT, _LOOP, _STREAM = 1, 2, 3
+
+
+class State(enum.IntEnum):
+    """Where a query's reply is on its way to exactly one claimer."""
+
+    PENDING = 0    # no reply yet
+    READY = 1      # arrived, nobody's yet: in the completion stream
+    HELD = 2       # arrived while a thread waited in result(); route not run
+    ROUTED = 3     # claimed by result() or await: its route ran (or runs)
+    ON_LOOP = 4    # arrived for an event loop; the loop runs the route
+    LOOP_DONE = 5  # the loop ran the route and resolved the future
+    STREAMED = 6   # taken by completions() / dispatch(), route run there
+
+
+PENDING, READY, HELD, ROUTED, ON_LOOP, LOOP_DONE, STREAMED = State
+
+# Every transition, in one place (h11's _state.py keeps its rules the same
+# way).  Events: "arrive*" when the drain settles the reply (settle picks
+# the one that applies), "claim" by result() / await, "take" by
+# completions(), "loop_done" when the loop has run the route.
+TRANSITIONS: dict[tuple[State, str], State] = {
+    (PENDING, "arrive_waited"): HELD,
+    (PENDING, "arrive_on_loop"): ON_LOOP,
+    (PENDING, "arrive"): READY,
+    (ON_LOOP, "loop_closed"): READY,
+    (READY, "claim"): ROUTED,
+    (HELD, "claim"): ROUTED,
+    (READY, "take"): STREAMED,
+    (ON_LOOP, "loop_done"): LOOP_DONE,
+}
+# a claim from these states runs the route; ROUTED is claimed again
+# without running it (a second result() returns the same reply)
+_CLAIM = {s: t for (s, e), t in TRANSITIONS.items() if e == "claim"}
 
 
 class QueryHandle:
@@ -50,9 +82,7 @@ class QueryHandle:
         "_client",
         "_route",
         "_reply",
-        "_owner",
-        "_routed",
-        "_finished",
+        "_state",
         "_waiters",
         "_fut",
         "_loop",
@@ -74,10 +104,8 @@ class QueryHandle:
         self._client = client
         self._route = route
         self._reply: Reply | None = None
-        self._owner: int | None = None
-        self._routed = False
-        self._finished = False
-        self._waiters = 0
+        self._state = PENDING
+        self._waiters = 0  # threads in result() for this very query
         self._fut: asyncio.Future[Reply] | None = None
         self._loop = loop
         self._xdata = xdata
@@ -130,7 +158,7 @@ class Delivery(ClientBase):
     """Settling drained replies and handing each to its one claimer."""
 
     def _run_route(self, h: QueryHandle) -> None:
-        """Call the route; the caller has claimed it (h._routed set under
+        """Call the route; the caller has claimed it (h._state moved under
         _cv), so this happens once per reply."""
         if h._route is None or h._reply is None:
             return
@@ -156,13 +184,13 @@ class Delivery(ClientBase):
             reply.xdata = h._xdata
             h._reply = reply
             if h._waiters:
-                h._owner = _WAIT
+                h._state = HELD  # arrive_waited
                 if h._fut is not None:
                     self._resolve_fut(h)
                 continue
             loop = h._fut.get_loop() if h._fut is not None else h._loop
             if loop is not None:
-                h._owner = _LOOP
+                h._state = ON_LOOP  # arrive_on_loop
                 if loop is here:
                     local.append(h)
                     continue
@@ -170,7 +198,8 @@ class Delivery(ClientBase):
                     loop.call_soon_threadsafe(self._complete_on_loop, h)
                     continue
                 except RuntimeError:  # that loop is closed: fall back
-                    h._owner = None
+                    pass
+            h._state = READY  # arrive, loop_closed
             self._stream[h.id] = h
         return local
 
@@ -217,25 +246,25 @@ class Delivery(ClientBase):
                         self._pump(remaining)
                 finally:
                     h._waiters -= 1
-            run = self._claim(h, _WAIT)
+            run = self._claim(h)
         if run:
             self._run_route(h)
         return h._reply
 
-    def _claim(self, h: QueryHandle, owner: int) -> bool:
-        """With _cv held: take an arrived reply for owner unless someone else
-        has it; True when the caller must run its route."""
-        if h._owner is None or h._owner == owner:
-            if h._owner is None:
-                # result() or await took it: it must not stay in the stream
-                # (code that never iterates completions() would keep every
-                # reply it ever received)
-                self._stream.pop(h.id, None)
-            h._owner = owner
-            if not h._routed:
-                h._routed = True
-                return True
-        return False
+    def _claim(self, h: QueryHandle) -> bool:
+        """With _cv held: result() or await takes an arrived reply unless
+        the loop or completions() has it; True when the caller must run its
+        route (the "claim" transitions)."""
+        state = h._state
+        after = _CLAIM.get(state)
+        if after is None:
+            return False
+        if state is READY:
+            # it must not stay in the stream (code that never iterates
+            # completions() would keep every reply it ever received)
+            self._stream.pop(h.id, None)
+        h._state = after
+        return True
 
     def _take(self, deadline: float | None, block: bool) -> QueryHandle | None:
         """The next unclaimed reply of the stream, claimed and with its route
@@ -245,9 +274,8 @@ class Delivery(ClientBase):
             while True:
                 while self._stream:
                     h = self._stream.popitem(last=False)[1]
-                    if h._owner is None:
-                        h._owner = _STREAM
-                        h._routed = True
+                    if h._state is READY:
+                        h._state = STREAMED  # take
                         return h
                 if not self._drained and self._wait_c(0):
                     replies = self._drain_c()
@@ -297,4 +325,4 @@ class Delivery(ClientBase):
             count += 1
 
 
-__all__ = ["Delivery", "QueryHandle"]
+__all__ = ["Delivery", "QueryHandle", "State", "TRANSITIONS"]
