@@ -99,14 +99,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         # unclaimed replies in completion order, by id: result() and await
         # take theirs out in O(1)
         self._stream = OrderedDict()
-        # `with self._lock` rather than `with self._cv`: Condition's
-        # __enter__/__exit__ are Python functions, the lock's are C
-        self._lock = threading.Lock()
-        self._cv = threading.Condition(self._lock)
-        self._drain_lock = threading.Lock()
-        self._pumping = False
-        self._loops = weakref.WeakSet()
-        self._last_loop = None
+        self._new_sync()
         self._routes: dict[str, Route] = {}
         self._route_errors = 0
         self._local = ThreadState()
@@ -355,16 +348,23 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
             f"pending={len(self._pending)}>"
         )
 
-    def _after_fork_child(self) -> None:
-        self._forked = True
-        self._closed = True
-        self._drained = True
+    def _new_sync(self) -> None:
+        """Locks and loop readers: new in a client, and new again in a
+        forked child (the parent's may be held by threads that are gone)."""
+        # `with self._lock` rather than `with self._cv`: Condition's
+        # __enter__/__exit__ are Python functions, the lock's are C
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self._drain_lock = threading.Lock()
         self._pumping = False
         self._loops = weakref.WeakSet()
         self._last_loop = None
+
+    def _after_fork_child(self) -> None:
+        self._forked = True
+        self._closed = True
+        self._drained = True
+        self._new_sync()
 
 
 def _at_fork_child() -> None:
