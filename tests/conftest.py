@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# Make `servers` / `certs` importable whatever pytest's import mode is
-# (importlib mode does not put the test directory on sys.path).
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from certs import Certs, make_certs, server_context  # noqa: E402
-from nginx import Nginx, NginxError, find_nginx  # noqa: E402
-from servers import HTTPTestServer, RawServerFactory  # noqa: E402
+from support.certs import Certs, make_certs, server_context
+from support.nginx import Nginx, NginxError, find_nginx
+from support.servers import HTTPTestServer, RawServerFactory
 
 
 @pytest.fixture(scope="session")

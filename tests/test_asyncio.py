@@ -8,7 +8,7 @@ import threading
 import time
 
 import http_async_client as hac
-from servers import HTTPTestServer
+from support.servers import HTTPTestServer
 
 
 def test_await_query_returns_reply(http_server: HTTPTestServer) -> None:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import http_async_client as hac
-from servers import HTTPTestServer, RawServer, RawServerFactory
+from support.servers import HTTPTestServer, RawServer, RawServerFactory
 
 WAIT = 5.0  # seconds: upper bound of every wait on a reply in this file
 COUNTERS = ("requests", "replies", "errors", "timeouts", "cancelled", "inflight", "queued")

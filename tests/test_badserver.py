@@ -40,8 +40,8 @@ from typing import Any
 import pytest
 
 import http_async_client as hac
-from certs import Certs, make_expired_cert, server_context
-from servers import HTTPTestServer, RawServer, RawServerFactory
+from support.certs import Certs, make_expired_cert, server_context
+from support.servers import HTTPTestServer, RawServer, RawServerFactory
 
 WAIT = 5.0  # seconds: upper bound of every wait on a reply in this file
 DEADLINE_MS = 500  # the client's connection_timeout in most cases

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from certs import Certs
-from nginx import Nginx
-from servers import HTTPTestServer
+from support.certs import Certs
+from support.nginx import Nginx
+from support.servers import HTTPTestServer
 
 try:
     import rich  # noqa: F401

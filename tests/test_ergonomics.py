@@ -9,7 +9,7 @@ import re
 import pytest
 
 import http_async_client as hac
-from servers import HTTPTestServer, RawServerFactory
+from support.servers import HTTPTestServer, RawServerFactory
 
 REFUSED_URL = "http://127.0.0.1:9/"
 

@@ -38,9 +38,10 @@ from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 
 import http_async_client as hac
-from certs import Certs
-from nginx import Nginx, free_port
-from servers import DIGEST_PASSWORD, DIGEST_USER, HTTPTestServer, RawHandler, RawServerFactory
+from support.certs import Certs
+from support.nginx import Nginx
+from support.ports import free_port
+from support.servers import DIGEST_PASSWORD, DIGEST_USER, HTTPTestServer, RawHandler, RawServerFactory
 
 WAIT = 10.0  # bound of every single wait for a reply, s
 LOST = "CONNECTION_LOST_AFTER_SEND"

@@ -20,9 +20,10 @@ from urllib.parse import quote
 import pytest
 
 import http_async_client as hac
-from certs import Certs
-from nginx import Nginx, free_port
-from servers import HTTPTestServer
+from support.certs import Certs
+from support.nginx import Nginx
+from support.ports import free_port
+from support.servers import HTTPTestServer
 
 WAIT = 10.0  # bound of every single wait for a reply, s
 TIME_KEYS = ("total", "lookup", "connect", "appconnect", "pretransfer", "starttransfer", "redirect")

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+import support
+
+SCENARIO = Path(support.__file__).with_name("leak_scenario.py")
 
 
 def test_accounted_memory_returns_to_baseline(http_server) -> None:
@@ -69,7 +71,7 @@ def test_valgrind_no_definite_leaks(tmp_path: Path) -> None:
             "--num-callers=40",
             f"--log-file={log}",
             sys.executable,
-            str(HERE / "leak_scenario.py"),
+            str(SCENARIO),
             "10000",
         ],
         capture_output=True,

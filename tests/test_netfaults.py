@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import http_async_client as hac
-from certs import Certs
+from support.certs import Certs
 from support.netns import ServerHost, available
 from support.nsservers import H1Server, NsNginx, issue_ip_cert
 

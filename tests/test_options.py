@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import http_async_client as hac
-from certs import Certs
-from servers import HTTPTestServer
+from support.certs import Certs
+from support.servers import HTTPTestServer
 
 WAIT = 5.0  # seconds: upper bound of every .result() in this file
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

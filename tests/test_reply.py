@@ -8,7 +8,7 @@ import time
 import pytest
 
 import http_async_client as hac
-from servers import HTTPTestServer, RawServerFactory, pattern_bytes
+from support.servers import HTTPTestServer, RawServerFactory, pattern_bytes
 
 REFUSED_URL = "http://127.0.0.1:9/"
 TIME_KEYS = ("total", "lookup", "connect", "appconnect", "pretransfer", "starttransfer", "redirect")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import http_async_client as hac
-from servers import HTTPTestServer
+from support.servers import HTTPTestServer
 
 REFUSED_URL = "http://127.0.0.1:9/"
 

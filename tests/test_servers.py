@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from certs import Certs
-from servers import HTTPTestServer, RawServerFactory, pattern_bytes
+from support.certs import Certs
+from support.servers import HTTPTestServer, RawServerFactory, pattern_bytes
 
 
 def _get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import http_async_client as hac
-from servers import HTTPTestServer
+from support.servers import HTTPTestServer
 
 REFUSED_URL = "http://127.0.0.1:9/"
 

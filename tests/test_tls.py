@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import http_async_client as hac
-from certs import Certs
-from servers import HTTPTestServer
+from support.certs import Certs
+from support.servers import HTTPTestServer
 
 
 def fetch(client: hac.Client, url: str, **options: Any) -> hac.Reply:

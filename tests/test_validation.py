@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import http_async_client as hac
-from servers import HTTPTestServer
+from support.servers import HTTPTestServer
 
 LOGGER = "http_async_client"
 WAIT = 5.0  # seconds: upper bound of every .result() in this file

@@ -1,2 +1,14 @@
-"""Test support: the network-fault rig (server hosts in network namespaces)
-and the servers that run inside them."""
+"""Test support, imported as ``support.<module>`` (pytest puts ``tests/`` on
+``sys.path``: ``pythonpath`` in pyproject.toml).
+
+- ``servers``: the HTTP(S) test server and raw TCP servers on 127.0.0.1
+- ``certs``: the throw-away PKI (test CA, server, client, wrong-host,
+  self-signed, expired and any-SAN certificates)
+- ``nginx``: a private nginx (h2c, TLS + ALPN h2, HTTP/1.1) and the runner
+  the benchmarks' nginx uses too
+- ``ports``: free loopback ports, waiting for a listener
+- ``fds``: this process's open file descriptors, baselines
+- ``netns``, ``nsservers``, ``h1server``: the network-fault rig (a server
+  host in its own network namespace) and the servers run inside it
+- ``leak_scenario``: the script run under valgrind by the leak test
+"""

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "Certs",
     "CertGenerationError",
+    "issue_cert",
     "make_certs",
     "make_expired_cert",
     "server_context",
@@ -200,6 +201,55 @@ def make_certs(directory: Path, key_type: str = "ec") -> Certs:
         wronghost_key=wrong_key,
         capath=capath,
     )
+
+
+# A server certificate for any subjectAltName (see issue_cert).
+_LEAF_CONFIG = """\
+[req]
+distinguished_name = dn
+prompt = no
+
+[dn]
+CN = unused
+
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, {leaf_key_usage}
+extendedKeyUsage = serverAuth
+subjectAltName = {alt_names}
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
+
+
+def issue_cert(
+    certs: Certs,
+    name: str,
+    alt_names: str,
+    directory: Path | None = None,
+    subject: str | None = None,
+    key_type: str = "ec",
+) -> tuple[Path, Path]:
+    """A server certificate signed by the test CA of ``certs`` for
+    ``alt_names`` (openssl's subjectAltName syntax: ``"IP:10.213.1.2"``,
+    ``"IP:127.0.0.1, DNS:localhost"``), so a client trusting
+    ``certs.capath`` verifies it.  Writes ``name.pem`` and ``name.key`` in
+    ``directory`` (default: the certificates' directory); returns
+    ``(cert, key)``."""
+    d = Path(directory) if directory is not None else certs.directory
+    d.mkdir(parents=True, exist_ok=True)
+    usage = "digitalSignature" if key_type == "ec" else "digitalSignature, keyEncipherment"
+    config = d / f"{name}.cnf"
+    config.write_text(_LEAF_CONFIG.format(leaf_key_usage=usage, alt_names=alt_names))
+    key, cert, csr = d / f"{name}.key", d / f"{name}.pem", d / f"{name}.csr"
+    _genkey(key, key_type)
+    _openssl("req", "-new", "-config", config, "-key", key, "-subj", subject or f"/CN={name}",
+             "-out", csr, cwd=d)
+    _openssl("x509", "-req", "-in", csr, "-CA", certs.ca_cert, "-CAkey", certs.ca_key,
+             "-set_serial", _serial(), "-days", _DAYS, "-sha256",
+             "-extfile", config, "-extensions", "leaf", "-out", cert, cwd=d)
+    csr.unlink()
+    return cert, key
 
 
 # `openssl ca` reads its database settings from here; the certificate's

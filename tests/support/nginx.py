@@ -1,5 +1,9 @@
 """A private nginx on 127.0.0.1 for HTTP/2 tests (h2c, TLS + ALPN h2, HTTP/1.1).
 
+:class:`NginxProcess` runs an nginx with a given configuration in the
+foreground (the benchmarks' nginx uses it too); :class:`Nginx` is the
+tests' own configuration on top of it.
+
 Everything lives in one temporary directory: configuration, pid file, error
 and access logs, temp paths.  Nothing under /etc/nginx or /var is touched.
 Run by root, the workers still drop to nginx's default user: they need
@@ -14,18 +18,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["LogLine", "Nginx", "NginxError", "find_nginx", "free_port"]
+from .ports import HOST, PortError, free_ports, wait_listening
 
-HOST = "127.0.0.1"
+__all__ = ["LogLine", "Nginx", "NginxError", "NginxProcess", "find_nginx", "stop_process"]
+
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 # Longest delay the slow backend honours, s: a test asking for more still
@@ -124,11 +129,83 @@ def find_nginx() -> str | None:
     return None
 
 
-def free_port() -> int:
-    """An OS-chosen free TCP port on 127.0.0.1 (bind to 0, then release)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGQUIT, timeout: float = _STOP_TIMEOUT
+) -> None:
+    """Send ``sig`` (SIGQUIT: nginx's graceful stop) and wait; SIGKILL if the
+    process lingers past ``timeout``.  Nothing to do if it already exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+class NginxProcess:
+    """One nginx in the foreground (``daemon off`` in the configuration)
+    from ``directory``: configuration, logs and temp paths all inside it.
+
+    ``wrap`` rewrites the command line (``taskset -c 0 ...``, say)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        binary: str | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.binary = binary or find_nginx() or "nginx"
+        self._wrap = wrap or (lambda argv: argv)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / "nginx.conf"
+
+    @property
+    def error_log(self) -> Path:
+        return self.directory / "error.log"
+
+    def _errors(self) -> str:
+        try:
+            return "\n" + self.error_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def start(self, conf_text: str, ports: Iterable[int], timeout: float = _START_TIMEOUT) -> None:
+        """Write ``conf_text`` as the configuration, check it (``nginx -t``),
+        start nginx and wait until every one of ``ports`` answers."""
+        (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(conf_text)
+        args = [self.binary, "-p", str(self.directory), "-e", str(self.error_log),
+                "-c", str(self.conf)]
+        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise NginxError(f"nginx -t failed:\n{check.stderr.strip()}")
+        self._proc = proc = subprocess.Popen(
+            self._wrap(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_listening(ports, proc, timeout)
+        except PortError as exc:
+            err = ""
+            if proc.poll() is not None and proc.stderr is not None:
+                err = ": " + proc.stderr.read().decode(errors="replace")
+            self.stop()
+            raise NginxError(f"nginx {exc}{err}{self._errors()}") from None
+
+    def stop(self) -> None:
+        """Graceful stop (SIGQUIT), then SIGKILL if it lingers; idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        stop_process(proc, signal.SIGQUIT)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 class _SlowHandler(BaseHTTPRequestHandler):
@@ -177,14 +254,6 @@ class _SlowBackend:
         self._thread.join(timeout=5)
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 @dataclass
 class Nginx:
     """nginx running in the foreground (``daemon off``) from ``directory``."""
@@ -198,7 +267,7 @@ class Nginx:
     h1_port: int = 0
     h2c_idle_port: int = 0
     h2c_slow_port: int = 0
-    _proc: subprocess.Popen[bytes] | None = None
+    _nginx: NginxProcess | None = None
     _backend: _SlowBackend | None = None
 
     @property
@@ -232,90 +301,41 @@ class Nginx:
     def error_log(self) -> Path:
         return self.directory / "error.log"
 
-    def _write_conf(self) -> Path:
-        d = self.directory
-        (d / "tmp").mkdir(parents=True, exist_ok=True)
-        conf = d / "nginx.conf"
-        conf.write_text(
-            _CONF.format(
-                d=d,
-                fmt=_LOG_FORMAT,
-                host=HOST,
-                h2c_port=self.h2c_port,
-                tls_port=self.tls_port,
-                h1_port=self.h1_port,
-                h2c_idle_port=self.h2c_idle_port,
-                h2c_slow_port=self.h2c_slow_port,
-                backend_port=self._backend.port if self._backend else 0,
-                cert=self.cert,
-                key=self.key,
-            )
+    def _conf_text(self) -> str:
+        return _CONF.format(
+            d=self.directory,
+            fmt=_LOG_FORMAT,
+            host=HOST,
+            h2c_port=self.h2c_port,
+            tls_port=self.tls_port,
+            h1_port=self.h1_port,
+            h2c_idle_port=self.h2c_idle_port,
+            h2c_slow_port=self.h2c_slow_port,
+            backend_port=self._backend.port if self._backend else 0,
+            cert=self.cert,
+            key=self.key,
         )
-        return conf
 
     def start(self) -> None:
         """Write the configuration, start nginx, wait until all ports answer."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        ports: set[int] = set()
-        while len(ports) < 4:
-            ports.add(free_port())
-        self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port = sorted(ports)
-        self.h2c_slow_port = 0
-        for _ in range(100):  # another free port, distinct from the four above
-            candidate = free_port()
-            if candidate not in ports:
-                self.h2c_slow_port = candidate
-                break
-        if not self.h2c_slow_port:
-            raise NginxError("no free port for the slow h2c listener")
+        (self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port,
+         self.h2c_slow_port) = free_ports(5)
         if self._backend is None:
             self._backend = _SlowBackend()
-        conf = self._write_conf()
-        args = [self.binary, "-p", str(self.directory), "-c", str(conf)]
-        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise NginxError(f"nginx -t failed:\n{check.stderr.strip()}")
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + _START_TIMEOUT
-        pending = {
+        self._nginx = NginxProcess(self.directory, self.binary)
+        self._nginx.start(self._conf_text(), [
             self.h2c_port, self.tls_port, self.h1_port, self.h2c_idle_port, self.h2c_slow_port
-        }
-        while pending:
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise NginxError(f"nginx exited with {self._proc.returncode}: {err}{self._errors()}")
-            pending = {p for p in pending if not _port_open(p)}
-            if pending and time.monotonic() > deadline:
-                self.stop()
-                raise NginxError(f"nginx did not listen on {sorted(pending)} in time{self._errors()}")
-            if pending:
-                time.sleep(0.05)
-
-    def _errors(self) -> str:
-        try:
-            return "\n" + self.error_log.read_text(errors="replace")
-        except OSError:
-            return ""
+        ])
 
     def stop(self) -> None:
         """Graceful stop (SIGQUIT), then SIGKILL if it lingers; idempotent."""
-        proc, self._proc = self._proc, None
+        nginx, self._nginx = self._nginx, None
         backend, self._backend = self._backend, None
         if backend is not None:
             backend.close()
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=_STOP_TIMEOUT)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        if nginx is not None:
+            nginx.stop()
 
     def log_lines(self) -> list[LogLine]:
         """Every complete line of the access log, parsed."""
