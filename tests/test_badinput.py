@@ -10,10 +10,8 @@ can make the server see an extra header line or a second request.
 from __future__ import annotations
 
 import logging
-import gc
-import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import http_async_client as hac
+from support import fds
+from support.fds import FdBaseline
 from support.servers import HTTPTestServer, RawServer, RawServerFactory
 
 WAIT = 5.0  # seconds: upper bound of every wait on a reply in this file
@@ -39,13 +39,6 @@ def _answer(conn: socket.socket, request: bytes) -> None:
 def sink(raw_server_factory: RawServerFactory) -> RawServer:
     """A fresh server that records each request head and answers 200, close."""
     return raw_server_factory(_answer)
-
-
-@pytest.fixture
-def client() -> Iterator[hac.Client]:
-    """A client with one worker (FIFO), closed after the test."""
-    with hac.Client(connection_timeout=2000) as c:
-        yield c
 
 
 def counters(client: hac.Client) -> dict[str, int]:
@@ -81,10 +74,6 @@ def refused(
 def show(value: object) -> str:
     """A stable test id for a parameter value."""
     return f"{type(value).__name__}()" if type(value) is object else repr(value)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 # ------------------------------------------ CPython's test_invalid_headers
@@ -344,11 +333,13 @@ CLIENT_BAD: list[Any] = (
 
 
 @pytest.mark.parametrize(("param", "value", "exc"), CLIENT_BAD)
-def test_client_parameter_refused(param: str, value: object, exc: type[Exception]) -> None:
+def test_client_parameter_refused(
+    param: str, value: object, exc: type[Exception], open_fds: FdBaseline
+) -> None:
     """Wrong types are InvalidOptionType (a TypeError), bad values
-    InvalidOption; the client is never built (no fd, no thread)."""
-    gc.collect()  # earlier tests' clients must not close their fds mid-test
-    fds = open_fds()
+    InvalidOption; the client is never built (no fd, no thread).  (The
+    open_fds baseline is taken after a garbage collection: earlier tests'
+    clients must not close their fds mid-test.)"""
     with pytest.raises(hac.UsageError) as info:
         hac.Client(**{param: value})
     assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
@@ -357,7 +348,7 @@ def test_client_parameter_refused(param: str, value: object, exc: type[Exception
         assert isinstance(info.value, TypeError)
     # <=: a session server's thread may close an earlier test's keep-alive
     # socket meanwhile; the refused client must not have opened one
-    assert open_fds() <= fds
+    assert fds.count() <= open_fds.total
 
 
 # ------------------------------------------------------ query() keyword types

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gc
 import gzip
-import os
 import re
 import socket
 import struct
@@ -34,14 +33,15 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import http_async_client as hac
-from support.certs import Certs, make_expired_cert, server_context
-from support.servers import HTTPTestServer, RawServer, RawServerFactory
+from support.certs import Certs
+from support.fds import FdBaseline
+from support.servers import HTTPTestServer, RawServerFactory
 
 WAIT = 5.0  # seconds: upper bound of every wait on a reply in this file
 DEADLINE_MS = 500  # the client's connection_timeout in most cases
@@ -49,55 +49,6 @@ FD_SETTLE = 3.0  # seconds allowed for fds to return to their baseline
 CAP = 1000  # max_body_size of the body-cap cases
 
 # --------------------------------------------------------------- fd audit
-
-
-def _fd_kind(target: str) -> str:
-    """'socket', 'pipe', 'anon_inode:[eventfd]', ... or 'file'."""
-    if target.startswith(("socket:", "pipe:")):
-        return target.split(":", 1)[0]
-    if target.startswith("anon_inode:"):
-        return target
-    return "file"
-
-
-def fd_kinds() -> Counter[str]:
-    """How many fds of each kind this process has open right now."""
-    kinds: Counter[str] = Counter()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:  # the listing's own fd, closed by now
-            continue
-        kinds[_fd_kind(target)] += 1
-    return kinds
-
-
-@dataclass
-class FdBaseline:
-    """The open fds at one moment, to compare later counts with."""
-
-    kinds: Counter[str] = field(default_factory=fd_kinds)
-
-    def excess(self, kind: str | None = None) -> dict[str, int]:
-        """Kinds (or just ``kind``) with more fds open than at the baseline.
-        Fewer is fine: unrelated sockets (other tests' servers) may close."""
-        now = fd_kinds()
-        return {
-            k: now[k] - self.kinds[k]
-            for k in now
-            if now[k] > self.kinds[k] and (kind is None or k == kind)
-        }
-
-    def assert_back(self, kind: str | None = None, what: str = "") -> None:
-        """Poll up to FD_SETTLE s until no fd (of ``kind``) exceeds the baseline."""
-        deadline = time.monotonic() + FD_SETTLE
-        while True:
-            extra = self.excess(kind)
-            if not extra:
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"fds still open {what}: {extra} beyond the baseline")
-            time.sleep(0.02)
 
 
 @contextmanager
@@ -113,12 +64,12 @@ def checked_client(**params: Any) -> Iterator[hac.Client]:
         yield weakref.proxy(client)
     finally:
         client.close()
-    base.assert_back("socket", "after close()")
+    base.assert_back("socket", "after close()", FD_SETTLE)
     ref = weakref.ref(client)
     del client
     gc.collect()
     assert ref() is None, "the closed Client is still referenced"
-    base.assert_back(None, "after the closed client was released")
+    base.assert_back(None, "after the closed client was released", FD_SETTLE)
 
 
 # -------------------------------------------------------- reply checking
@@ -462,30 +413,20 @@ def test_connection_refused() -> None:
 # -------------------------------------------------------------------- TLS
 
 
-@pytest.fixture(scope="module")
-def https_expired_server(certs: Certs) -> Iterator[HTTPTestServer]:
-    """HTTPS server whose CA-signed certificate expired on 2020-01-02."""
-    cert, key = make_expired_cert(certs)
-    with HTTPTestServer(tls_context=server_context(cert, key)) as server:
-        yield server
-
-
 @pytest.mark.parametrize(
-    ("fixture", "detail"),
+    ("https_server", "detail"),
     [
-        ("https_expired_server", "certificate has expired"),
-        ("https_wronghost_server", "subject name .*target host name '127.0.0.1'"),
-        ("https_selfsigned_server", "self-signed certificate"),
+        ("expired", "certificate has expired"),
+        ("wronghost", "subject name .*target host name '127.0.0.1'"),
+        ("selfsigned", "self-signed certificate"),
     ],
+    indirect=["https_server"],
 )
-def test_tls_bad_server_certificate(
-    request: pytest.FixtureRequest, certs: Certs, fixture: str, detail: str
-) -> None:
+def test_tls_bad_server_certificate(https_server: HTTPTestServer, certs: Certs, detail: str) -> None:
     """Expired, wrong-host and self-signed certificates fail verification
     (curl error 60, the reason in the text), trusting the test CA."""
-    server: HTTPTestServer = request.getfixturevalue(fixture)
     reply, delta, _ = one_query(
-        f"{server.url}/echo", {"tls_ca_path": certs.capath, "connection_timeout": 3000}
+        f"{https_server.url}/echo", {"tls_ca_path": certs.capath, "connection_timeout": 3000}
     )
     check_reply(reply, delta, error(60, detail, 0))
 
@@ -685,21 +626,17 @@ def test_many_bad_servers_at_once(raw_server_factory: RawServerFactory) -> None:
     assert (stats["replies"], stats["errors"], stats["timeouts"]) == (8, 24, 8)
 
 
-def test_close_releases_every_fd(fresh_http_server: HTTPTestServer) -> None:
+def test_close_releases_every_fd(fresh_http_server: HTTPTestServer, open_fds: FdBaseline) -> None:
     """close() (not garbage collection) releases every fd the client opened
     (connections, each worker's loop and wake-up fds, and its completion
     eventfd), even while a reply of that client is still held."""
-    import gc
-
-    gc.collect()
-    base = FdBaseline()
     client = hac.Client(workers=2, connection_timeout=DEADLINE_MS)
     try:
         reply = client.query(f"{fresh_http_server.url}/echo").result(timeout=WAIT)
         assert reply.ok, reply.err
     finally:
         client.close()
-    base.assert_back(None, "after close(), a reply still held")
+    open_fds.assert_back(None, "after close(), a reply still held", FD_SETTLE)
     assert reply.ok
     del client
-    base.assert_back(None, "after the closed client was dropped")
+    open_fds.assert_back(None, "after the closed client was dropped", FD_SETTLE)

@@ -16,7 +16,7 @@ import pytest
 
 from support.certs import Certs
 from support.nginx import Nginx
-from support.servers import HTTPTestServer
+from support.servers import HTTPSServers, HTTPTestServer
 
 try:
     import rich  # noqa: F401
@@ -408,8 +408,7 @@ def test_bench_http2_prior_knowledge(nginx: Nginx) -> None:
 def test_fetch_tls_options(
     certs: Certs,
     https_server: HTTPTestServer,
-    https_selfsigned_server: HTTPTestServer,
-    https_clientcert_server: HTTPTestServer,
+    https_servers: HTTPSServers,
 ) -> None:
     url = f"{https_server.url}/echo"
     unknown_ca = run_cli("fetch", url)
@@ -418,9 +417,9 @@ def test_fetch_tls_options(
         result = run_cli("fetch", *args, url)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         assert result.stdout.startswith("200")
-    assert run_cli("fetch", f"{https_selfsigned_server.url}/echo").returncode == 1
-    assert run_cli("fetch", "-k", f"{https_selfsigned_server.url}/echo").returncode == 0
-    mtls = f"{https_clientcert_server.url}/echo"
+    assert run_cli("fetch", f"{https_servers['selfsigned'].url}/echo").returncode == 1
+    assert run_cli("fetch", "-k", f"{https_servers['selfsigned'].url}/echo").returncode == 0
+    mtls = f"{https_servers['clientcert'].url}/echo"
     assert run_cli("fetch", "--cacert", str(certs.ca_cert), mtls).returncode == 1
     ok = run_cli("fetch", "--cacert", str(certs.ca_cert), "--cert", str(certs.client_cert),
                  "--key", str(certs.client_key), mtls)

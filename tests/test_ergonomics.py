@@ -9,17 +9,16 @@ import re
 import pytest
 
 import http_async_client as hac
+from support.clients import Fetch
 from support.servers import HTTPTestServer, RawServerFactory
 
 REFUSED_URL = "http://127.0.0.1:9/"
 
 
-def fetch(url: str, **options: object) -> hac.Reply:
-    with hac.Client(connection_timeout=5000) as client:
-        return client.query(url, **options).result(timeout=10)  # type: ignore[arg-type]
-
-
-def raw_reply(factory: RawServerFactory, content_type: str | None, body: bytes, status: str = "200 OK") -> hac.Reply:
+def raw_reply(
+    fetch: Fetch, factory: RawServerFactory, content_type: str | None, body: bytes,
+    status: str = "200 OK",
+) -> hac.Reply:
     head = f"HTTP/1.1 {status}\r\n"
     if content_type is not None:
         head += f"Content-Type: {content_type}\r\n"
@@ -45,9 +44,9 @@ def raw_reply(factory: RawServerFactory, content_type: str | None, body: bytes, 
     ],
 )
 def test_text_uses_charset_of_content_type(
-    raw_server_factory: RawServerFactory, content_type: str | None, body: bytes, encoding: str, text: str
+    raw_server_factory: RawServerFactory, content_type: str | None, body: bytes, encoding: str, text: str, fetch: Fetch
 ) -> None:
-    r = raw_reply(raw_server_factory, content_type, body)
+    r = raw_reply(fetch, raw_server_factory, content_type, body)
     assert r.ok, r.err
     assert r.encoding == encoding
     assert r.text == text
@@ -56,23 +55,23 @@ def test_text_uses_charset_of_content_type(
 # ------------------------------------------------------------------- json()
 
 
-def test_json_of_an_echo(http_server: HTTPTestServer) -> None:
+def test_json_of_an_echo(http_server: HTTPTestServer, fetch: Fetch) -> None:
     r = fetch(f"{http_server.url}/echo", post_data="payload")
     data = r.json()
     assert data["method"] == "POST" and data["body"] == "payload"
 
 
-def test_json_honours_a_declared_charset(raw_server_factory: RawServerFactory) -> None:
-    r = raw_reply(raw_server_factory, "application/json; charset=iso-8859-1", '{"x": "é"}'.encode("latin-1"))
+def test_json_honours_a_declared_charset(raw_server_factory: RawServerFactory, fetch: Fetch) -> None:
+    r = raw_reply(fetch, raw_server_factory, "application/json; charset=iso-8859-1", '{"x": "é"}'.encode("latin-1"))
     assert r.json() == {"x": "é"}
-    r = raw_reply(raw_server_factory, "application/json", '{"x": "é"}'.encode("utf-16"))
+    r = raw_reply(fetch, raw_server_factory, "application/json", '{"x": "é"}'.encode("utf-16"))
     assert r.json() == {"x": "é"}  # no charset: json detects UTF-16 itself (RFC 8259)
 
 
-def test_json_kwargs_and_errors(raw_server_factory: RawServerFactory) -> None:
-    r = raw_reply(raw_server_factory, "application/json", b'{"n": 1.5}')
+def test_json_kwargs_and_errors(raw_server_factory: RawServerFactory, fetch: Fetch) -> None:
+    r = raw_reply(fetch, raw_server_factory, "application/json", b'{"n": 1.5}')
     assert r.json(parse_float=str) == {"n": "1.5"}
-    bad = raw_reply(raw_server_factory, "application/json", b"not json")
+    bad = raw_reply(fetch, raw_server_factory, "application/json", b"not json")
     with pytest.raises(json.JSONDecodeError):
         bad.json()
     with pytest.raises(ValueError):
@@ -82,14 +81,14 @@ def test_json_kwargs_and_errors(raw_server_factory: RawServerFactory) -> None:
 # ------------------------------------------------------ raise_for_status()
 
 
-def test_raise_for_status_returns_the_reply_below_400(http_server: HTTPTestServer) -> None:
+def test_raise_for_status_returns_the_reply_below_400(http_server: HTTPTestServer, fetch: Fetch) -> None:
     for code in (200, 204, 302, 399):
         r = fetch(f"{http_server.url}/status/{code}")
         assert r.raise_for_status() is r
 
 
 @pytest.mark.parametrize(("code", "kind"), [(400, "client error"), (404, "client error"), (500, "server error"), (503, "server error")])
-def test_raise_for_status_4xx_5xx(http_server: HTTPTestServer, code: int, kind: str) -> None:
+def test_raise_for_status_4xx_5xx(http_server: HTTPTestServer, code: int, kind: str, fetch: Fetch) -> None:
     url = f"{http_server.url}/status/{code}"
     r = fetch(url)
     with pytest.raises(hac.HTTPStatusError) as info:
@@ -101,7 +100,7 @@ def test_raise_for_status_4xx_5xx(http_server: HTTPTestServer, code: int, kind: 
     assert exc.reply.body == f"status {code}".encode()  # the whole response is there
 
 
-def test_raise_for_status_on_failed_transfers(http_server: HTTPTestServer) -> None:
+def test_raise_for_status_on_failed_transfers(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """Not ok: the same exceptions as raise_for_error(), all TransferErrors."""
     refused = fetch(REFUSED_URL)
     with pytest.raises(hac.TransferError) as info:

@@ -18,7 +18,6 @@ listens on 127.0.0.1.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import socket
@@ -39,6 +38,7 @@ from h2.errors import ErrorCodes
 
 import http_async_client as hac
 from support.certs import Certs
+from support.fds import EVENTFD, FdBaseline
 from support.nginx import Nginx
 from support.ports import free_port
 from support.servers import DIGEST_PASSWORD, DIGEST_USER, HTTPTestServer, RawHandler, RawServerFactory
@@ -601,45 +601,20 @@ def test_tls_h2_burst_of_200_shares_connections(nginx: Nginx, certs: Certs) -> N
 # ============================================= 3. close() and stats() fixes
 
 
-def fd_kinds() -> Counter[str]:
-    """This process's open fds by kind ("socket", "pipe", "anon_inode:[eventfd]", ...)."""
-    kinds: Counter[str] = Counter()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue  # the fd listdir itself used, closed by now
-        kinds[target if target.startswith("anon_inode:") else target.split(":")[0]] += 1
-    return kinds
-
-
-def excess_over(base: Counter[str], settle: float = FD_SETTLE_S) -> Counter[str]:
-    """Fds open beyond ``base``, after letting server-side sockets close."""
-    deadline = time.monotonic() + settle
-    extra = fd_kinds() - base
-    while extra and time.monotonic() < deadline:
-        time.sleep(0.02)
-        extra = fd_kinds() - base
-    return extra
-
-
-EVENTFD = "anon_inode:[eventfd]"
-
-
-def test_close_closes_completion_fd_at_once(fresh_http_server: HTTPTestServer) -> None:
+def test_close_closes_completion_fd_at_once(
+    fresh_http_server: HTTPTestServer, open_fds: FdBaseline
+) -> None:
     """After close() the client's completion eventfd is closed at once, while
     the client, one of its replies and a handle are still referenced."""
-    gc.collect()
-    base = fd_kinds()
     client = hac.Client(workers=1, connection_timeout=5000)
-    created = fd_kinds() - base
+    created = open_fds.excess()
     assert created[EVENTFD] >= 1, created  # the completion fd (and the worker's)
     reply = client.query(f"{fresh_http_server.url}/echo").result(timeout=WAIT)
     assert reply.ok, reply.err
     pending = client.query(f"{fresh_http_server.url}/delay/3000")
     client.close()
-    right_after = fd_kinds() - base
-    extra = excess_over(base)
+    right_after = open_fds.excess()
+    extra = open_fds.settle(seconds=FD_SETTLE_S)
     assert pending.result(timeout=WAIT).cancelled
     assert right_after[EVENTFD] == 0, f"eventfds still open right after close(): {right_after}"
     assert not extra, f"fds still open after close(): {extra}"
@@ -695,18 +670,18 @@ def test_close_wakes_threads_blocked_on_the_client(fresh_http_server: HTTPTestSe
         )
 
 
-def test_50_closed_clients_leak_no_fds(fresh_http_server: HTTPTestServer) -> None:
+def test_50_closed_clients_leak_no_fds(
+    fresh_http_server: HTTPTestServer, open_fds: FdBaseline
+) -> None:
     """Creating and closing 50 clients while holding each client and one
     reply of each leaves no fd open."""
-    gc.collect()
-    base = fd_kinds()
     held: list[tuple[hac.Client, hac.Reply]] = []
     for _ in range(50):
         client = hac.Client(workers=1, connection_timeout=5000)
         reply = client.query(f"{fresh_http_server.url}/echo").result(timeout=WAIT)
         client.close()
         held.append((client, reply))
-    extra = excess_over(base)
+    extra = open_fds.settle(seconds=FD_SETTLE_S)
     assert all(r.ok for _, r in held)
     assert not extra, f"after 50 closed clients: {extra}"
 

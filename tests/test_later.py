@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -21,24 +20,13 @@ import pytest
 
 import http_async_client as hac
 from support.certs import Certs
+from support.clients import Fetch
 from support.nginx import Nginx
 from support.ports import free_port
 from support.servers import HTTPTestServer
 
 WAIT = 10.0  # bound of every single wait for a reply, s
 TIME_KEYS = ("total", "lookup", "connect", "appconnect", "pretransfer", "starttransfer", "redirect")
-
-
-@pytest.fixture
-def client() -> Iterator[hac.Client]:
-    """A client with a generous deadline, closed at teardown."""
-    with hac.Client(connection_timeout=5000) as c:
-        yield c
-
-
-def fetch(client: hac.Client, url: str, *args: Any, **options: Any) -> hac.Reply:
-    """One query; its reply (bounded wait)."""
-    return client.query(url, *args, **options).result(timeout=WAIT)
 
 
 def header(request: dict[str, Any], name: str) -> str | None:
@@ -144,63 +132,63 @@ def test_http_req_lists_new_keys(client: hac.Client) -> None:
 # ===================================================================== auth
 
 
-def test_basic_auth_keywords(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_basic_auth_keywords(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """username/password keywords with the default authmethod (Basic|Digest)."""
-    reply = fetch(client, f"{fresh_http_server.url}/auth/basic", username="user", password="pass")
+    reply = fetch(f"{fresh_http_server.url}/auth/basic", username="user", password="pass")
     assert reply.ok, reply.err
     assert (reply.status, reply.body) == (200, b"authenticated")
     last = fresh_http_server.requests[-1]
     assert (header(last, "Authorization") or "").startswith("Basic ")
     # options are per query: the next one has no credentials
-    assert fetch(client, f"{fresh_http_server.url}/auth/basic").status == 401
+    assert fetch(f"{fresh_http_server.url}/auth/basic").status == 401
 
 
-def test_basic_auth_http_req(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_basic_auth_http_req(client: hac.Client, fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """http_req username/password/authmethod: Basic only is sent at once."""
     client.http_req["username"] = "user"
     client.http_req["password"] = "pass"
     client.http_req["authmethod"] = 1
-    reply = fetch(client, f"{fresh_http_server.url}/auth/basic")
+    reply = fetch(f"{fresh_http_server.url}/auth/basic")
     assert (reply.ok, reply.status, reply.body) == (True, 200, b"authenticated")
     # Basic alone needs no probing round trip
     assert len(fresh_http_server.requests) == 1
-    assert fetch(client, f"{fresh_http_server.url}/auth/basic").status == 401
+    assert fetch(f"{fresh_http_server.url}/auth/basic").status == 401
 
 
 @pytest.mark.parametrize("authmethod", [2, 3, None])
-def test_digest_auth(client: hac.Client, http_server: HTTPTestServer, authmethod: int | None) -> None:
+def test_digest_auth(http_server: HTTPTestServer, authmethod: int | None, fetch: Fetch) -> None:
     """Digest (RFC 7616, MD5, qop=auth) with authmethod 2 and the default 3."""
     opts: dict[str, Any] = {"username": "user", "password": "pass"}
     if authmethod is not None:
         opts["authmethod"] = authmethod
-    reply = fetch(client, f"{http_server.url}/auth/digest", **opts)
+    reply = fetch(f"{http_server.url}/auth/digest", **opts)
     assert reply.ok, reply.err
     assert (reply.status, reply.body) == (200, b"digest authenticated")
 
 
-def test_digest_auth_module_param(http_server: HTTPTestServer) -> None:
+def test_digest_auth_module_param(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """authmethod as a module parameter: 2 works, 1 (Basic only) cannot."""
     url = f"{http_server.url}/auth/digest"
     with hac.Client(connection_timeout=5000, authmethod=2) as c:
-        assert fetch(c, url, username="user", password="pass").status == 200
+        assert fetch(url, username="user", password="pass", client=c).status == 200
     with hac.Client(connection_timeout=5000, authmethod=1) as c:
-        assert fetch(c, url, username="user", password="pass").status == 401
+        assert fetch(url, username="user", password="pass", client=c).status == 401
 
 
 @pytest.mark.parametrize("path", ["/auth/basic", "/auth/digest"])
-def test_wrong_password_is_a_401_reply(client: hac.Client, http_server: HTTPTestServer, path: str) -> None:
+def test_wrong_password_is_a_401_reply(http_server: HTTPTestServer, path: str, fetch: Fetch) -> None:
     """Bad credentials: the transfer is fine (ok True), the status is 401."""
-    reply = fetch(client, f"{http_server.url}{path}", username="user", password="wrong")
+    reply = fetch(f"{http_server.url}{path}", username="user", password="wrong")
     assert reply.ok, reply.err
     assert reply.err is None
     assert reply.status == 401
     assert reply.hdr("WWW-Authenticate") is not None
 
 
-def test_basic_only_against_digest(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_basic_only_against_digest(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """authmethod=1 sends Basic, which the digest endpoint refuses."""
     reply = fetch(
-        client, f"{fresh_http_server.url}/auth/digest", username="user", password="pass", authmethod=1
+        f"{fresh_http_server.url}/auth/digest", username="user", password="pass", authmethod=1
     )
     assert (reply.ok, reply.status) == (True, 401)
     sent = [header(r, "Authorization") or "" for r in fresh_http_server.requests]
@@ -211,58 +199,58 @@ def test_basic_only_against_digest(client: hac.Client, fresh_http_server: HTTPTe
 # ================================================================ redirects
 
 
-def test_redirect_not_followed_by_default(client: hac.Client, http_server: HTTPTestServer) -> None:
+def test_redirect_not_followed_by_default(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """Default: the 302 itself is the reply."""
-    reply = fetch(client, f"{http_server.url}/redirect/2")
+    reply = fetch(f"{http_server.url}/redirect/2")
     assert reply.ok, reply.err
     assert reply.status == 302
     assert reply.hdr("Location") == "/redirect/1"
 
 
-def test_follow_redirect_module_param(http_server: HTTPTestServer) -> None:
+def test_follow_redirect_module_param(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """curl_follow_redirect=1 follows to the end; per query 0 turns it off."""
     with hac.Client(connection_timeout=5000, curl_follow_redirect=1) as c:
-        reply = fetch(c, f"{http_server.url}/redirect/3")
+        reply = fetch(f"{http_server.url}/redirect/3", client=c)
         assert (reply.ok, reply.status, reply.body) == (True, 200, b"landed")
         assert reply.time("redirect") > 0
-        assert fetch(c, f"{http_server.url}/redirect/3", follow_redirect=0).status == 302
+        assert fetch(f"{http_server.url}/redirect/3", follow_redirect=0, client=c).status == 302
 
 
-def test_follow_redirect_per_query(client: hac.Client, http_server: HTTPTestServer) -> None:
+def test_follow_redirect_per_query(client: hac.Client, http_server: HTTPTestServer, fetch: Fetch) -> None:
     """follow_redirect as a keyword and as http_req, reset after the query."""
     url = f"{http_server.url}/redirect/2"
-    assert fetch(client, url, follow_redirect=1).body == b"landed"
+    assert fetch(url, follow_redirect=1).body == b"landed"
     client.http_req["follow_redirect"] = 1
-    reply = fetch(client, url)
+    reply = fetch(url)
     assert (reply.status, reply.body) == (200, b"landed")
-    assert fetch(client, url).status == 302
+    assert fetch(url).status == 302
 
 
-def test_max_redirects_module_param(http_server: HTTPTestServer) -> None:
+def test_max_redirects_module_param(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """max_redirects=2 with a chain of 5: a failed reply about redirects."""
     with hac.Client(connection_timeout=5000, curl_follow_redirect=1, max_redirects=2) as c:
-        reply = fetch(c, f"{http_server.url}/redirect/5")
+        reply = fetch(f"{http_server.url}/redirect/5", client=c)
         assert not reply.ok
         assert reply.curl_code == 47
         assert reply.err is not None and "redirect" in reply.err.lower()
         assert "47" in reply.err
         assert all(v == 0 for v in reply.times.values())
-        ok = fetch(c, f"{http_server.url}/redirect/2")
+        ok = fetch(f"{http_server.url}/redirect/2", client=c)
         assert (ok.ok, ok.body) == (True, b"landed")
         # per-query max_redirects overrides the module value
-        assert fetch(c, f"{http_server.url}/redirect/5", max_redirects=5).body == b"landed"
+        assert fetch(f"{http_server.url}/redirect/5", max_redirects=5, client=c).body == b"landed"
 
 
-def test_default_redirect_bound_is_10(client: hac.Client, http_server: HTTPTestServer) -> None:
+def test_default_redirect_bound_is_10(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """10 redirects are followed, the 11th is refused."""
-    assert fetch(client, f"{http_server.url}/redirect/10", follow_redirect=1).body == b"landed"
-    reply = fetch(client, f"{http_server.url}/redirect/11", follow_redirect=1)
+    assert fetch(f"{http_server.url}/redirect/10", follow_redirect=1).body == b"landed"
+    reply = fetch(f"{http_server.url}/redirect/11", follow_redirect=1)
     assert not reply.ok and reply.curl_code == 47
 
 
-def test_redirect_loop_fails(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_redirect_loop_fails(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """A Location pointing at itself ends, failed, after the bound."""
-    reply = fetch(client, f"{fresh_http_server.url}/redirect-to?status=302", follow_redirect=1)
+    reply = fetch(f"{fresh_http_server.url}/redirect-to?status=302", follow_redirect=1)
     assert not reply.ok
     assert reply.curl_code == 47
     assert reply.err is not None and "redirect" in reply.err.lower()
@@ -272,14 +260,14 @@ def test_redirect_loop_fails(client: hac.Client, fresh_http_server: HTTPTestServ
 
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1:{port}/x", "dict://127.0.0.1:{port}/x"])
 def test_redirect_to_other_scheme_fails(
-    client: hac.Client, http_server: HTTPTestServer, target: str
+    http_server: HTTPTestServer, target: str, fetch: Fetch
 ) -> None:
     """Only http/https targets: anything else is a protocol error (curl 1)."""
     port = free_port()
     target = target.format(port=port)
     with socket.create_server(("127.0.0.1", port)) as trap:
         trap.settimeout(0.01)
-        reply = fetch(client, redirect_to(http_server, target), follow_redirect=1)
+        reply = fetch(redirect_to(http_server, target), follow_redirect=1)
         with pytest.raises(OSError):  # nobody came
             trap.accept()
     assert not reply.ok
@@ -289,11 +277,10 @@ def test_redirect_to_other_scheme_fails(
 
 
 def test_redirect_http_to_https_allowed(
-    client: hac.Client, http_server: HTTPTestServer, https_server: HTTPTestServer, certs: Certs
+    http_server: HTTPTestServer, https_server: HTTPTestServer, certs: Certs, fetch: Fetch
 ) -> None:
     """http -> https is one of the allowed redirect targets."""
     reply = fetch(
-        client,
         redirect_to(http_server, f"{https_server.url}/echo"),
         follow_redirect=1,
         tls_ca_path=certs.capath,
@@ -304,13 +291,13 @@ def test_redirect_http_to_https_allowed(
 
 
 def test_authorization_not_forwarded_to_another_host(
-    client: hac.Client, fresh_http_server: HTTPTestServer
+    fresh_http_server: HTTPTestServer, fetch: Fetch
 ) -> None:
     """A redirect to another host loses Authorization; same host keeps it."""
     a = fresh_http_server
     with HTTPTestServer() as b:
         auth = {"Authorization": "Bearer secret"}
-        cross = fetch(client, redirect_to(a, f"http://localhost:{b.port}/echo"), headers=auth, follow_redirect=1)
+        cross = fetch(redirect_to(a, f"http://localhost:{b.port}/echo"), headers=auth, follow_redirect=1)
         assert cross.ok, cross.err
         assert cross.status == 200
         assert header(a.requests[0], "Authorization") == "Bearer secret"
@@ -321,14 +308,14 @@ def test_authorization_not_forwarded_to_another_host(
         # credentials from username/password (Basic sent at once) neither
         b.reset()
         fetch(
-            client, redirect_to(a, f"http://localhost:{b.port}/echo"),
+            redirect_to(a, f"http://localhost:{b.port}/echo"),
             username="user", password="pass", authmethod=1, follow_redirect=1,
         )
         assert len(b.requests) == 1
         assert header(b.requests[0], "Authorization") is None
 
         a.reset()
-        same = fetch(client, redirect_to(a, "/echo"), headers=auth, follow_redirect=1)
+        same = fetch(redirect_to(a, "/echo"), headers=auth, follow_redirect=1)
         assert same.ok and same.status == 200
         assert len(a.requests) == 2
         assert header(a.requests[1], "Authorization") == "Bearer secret"
@@ -462,10 +449,10 @@ def test_keepalive_query_overrides_module(fresh_http_server: HTTPTestServer) -> 
 # ==================================================================== HTTP/2
 
 
-def test_http2_prior_knowledge(client: hac.Client, nginx: Nginx) -> None:
+def test_http2_prior_knowledge(nginx: Nginx, fetch: Fetch) -> None:
     """http_version=2 against the h2c listener speaks HTTP/2."""
     marker = uuid.uuid4().hex
-    reply = fetch(client, f"{nginx.h2c_url}/?m={marker}", http_version=2)
+    reply = fetch(f"{nginx.h2c_url}/?m={marker}", http_version=2)
     assert reply.ok, reply.err
     assert (reply.status, reply.body) == (200, b"ok")
     assert reply.http_version == "2"
@@ -473,10 +460,10 @@ def test_http2_prior_knowledge(client: hac.Client, nginx: Nginx) -> None:
     assert [ln.protocol for ln in lines] == ["HTTP/2.0"]
 
 
-def test_http2_prior_knowledge_reuses_connection(client: hac.Client, nginx: Nginx) -> None:
+def test_http2_prior_knowledge_reuses_connection(nginx: Nginx, fetch: Fetch) -> None:
     """Successive http_version=2 queries reuse the one h2c connection."""
     marker = uuid.uuid4().hex
-    replies = [fetch(client, f"{nginx.h2c_url}/?m={marker}&i={i}", http_version=2) for i in range(3)]
+    replies = [fetch(f"{nginx.h2c_url}/?m={marker}&i={i}", http_version=2) for i in range(3)]
     for r in replies:
         assert r.ok, r.err
         assert (r.status, r.http_version) == (200, "2")
@@ -485,15 +472,15 @@ def test_http2_prior_knowledge_reuses_connection(client: hac.Client, nginx: Ngin
 
 
 def test_http2_http_req_key(
-    client: hac.Client, nginx: Nginx, fresh_http_server: HTTPTestServer
+    client: hac.Client, nginx: Nginx, fresh_http_server: HTTPTestServer, fetch: Fetch
 ) -> None:
     """http_req["http_version"] applies to the next query only."""
     client.http_req["http_version"] = 2
-    reply = fetch(client, f"{nginx.h2c_url}/")
+    reply = fetch(f"{nginx.h2c_url}/")
     assert reply.ok and reply.http_version == "2"
     client.http_req["http_version"] = 1
-    assert fetch(client, f"{fresh_http_server.url}/echo").http_version == "1.1"
-    assert fetch(client, f"{fresh_http_server.url}/echo").ok
+    assert fetch(f"{fresh_http_server.url}/echo").http_version == "1.1"
+    assert fetch(f"{fresh_http_server.url}/echo").ok
     first, second = fresh_http_server.requests[0], fresh_http_server.requests[1]
     assert (header(first, "Upgrade") or "").lower() == "h2c"
     assert header(second, "Upgrade") is None  # reset after the query
@@ -501,26 +488,26 @@ def test_http2_http_req_key(
 
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_https_negotiates_http2_with_alpn(
-    client: hac.Client, nginx: Nginx, certs: Certs, version: int
+    nginx: Nginx, certs: Certs, version: int, fetch: Fetch
 ) -> None:
     """Over TLS HTTP/2 is negotiated with ALPN, also by default."""
-    reply = fetch(client, f"{nginx.tls_url}/", tls_ca_path=certs.capath, http_version=version)
+    reply = fetch(f"{nginx.tls_url}/", tls_ca_path=certs.capath, http_version=version)
     assert reply.ok, reply.err
     assert (reply.status, reply.body) == (200, b"ok")
     assert reply.http_version == "2"
     assert reply.time("appconnect") > 0
 
 
-def test_http1_listener_stays_http11(client: hac.Client, nginx: Nginx) -> None:
+def test_http1_listener_stays_http11(nginx: Nginx, fetch: Fetch) -> None:
     """Default and upgrade requests to an HTTP/1.1-only server stay 1.1."""
-    assert fetch(client, f"{nginx.h1_url}/").http_version == "1.1"
-    assert fetch(client, f"{nginx.h1_url}/", http_version=1).http_version == "1.1"
+    assert fetch(f"{nginx.h1_url}/").http_version == "1.1"
+    assert fetch(f"{nginx.h1_url}/", http_version=1).http_version == "1.1"
 
 
-def test_http2_upgrade_offered(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_http2_upgrade_offered(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """http_version=1 over cleartext offers Upgrade: h2c; an HTTP/1.1
     server ignores it and the reply is 1.1."""
-    reply = fetch(client, f"{fresh_http_server.url}/echo", http_version=1)
+    reply = fetch(f"{fresh_http_server.url}/echo", http_version=1)
     assert reply.ok, reply.err
     assert reply.status == 200
     assert reply.http_version == "1.1"
@@ -528,7 +515,7 @@ def test_http2_upgrade_offered(client: hac.Client, fresh_http_server: HTTPTestSe
     assert (header(req, "Upgrade") or "").lower() == "h2c"
     assert header(req, "HTTP2-Settings") is not None
     # the default sends no upgrade
-    plain = fetch(client, f"{fresh_http_server.url}/echo")
+    plain = fetch(f"{fresh_http_server.url}/echo")
     assert plain.http_version == "1.1"
     assert header(fresh_http_server.requests[1], "Upgrade") is None
 
@@ -587,9 +574,9 @@ def _assert_chain(t: dict[str, int], tls: bool) -> None:
         assert t["appconnect"] == 0
 
 
-def test_times_http(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_times_http(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """Success over http: an ordered chain of µs, appconnect 0."""
-    reply = fetch(client, f"{fresh_http_server.url}/delay/50")
+    reply = fetch(f"{fresh_http_server.url}/delay/50")
     assert reply.ok, reply.err
     t = reply.times
     _assert_chain(t, tls=False)
@@ -600,24 +587,24 @@ def test_times_http(client: hac.Client, fresh_http_server: HTTPTestServer) -> No
         assert reply.time(key) == t[key]
 
 
-def test_times_https(client: hac.Client, https_server: HTTPTestServer, certs: Certs) -> None:
+def test_times_https(https_server: HTTPTestServer, certs: Certs, fetch: Fetch) -> None:
     """Success over https: appconnect sits between connect and pretransfer."""
-    reply = fetch(client, f"{https_server.url}/echo", tls_ca_path=certs.capath)
+    reply = fetch(f"{https_server.url}/echo", tls_ca_path=certs.capath)
     assert reply.ok, reply.err
     _assert_chain(reply.times, tls=True)
 
 
-def test_times_zero_on_failure(client: hac.Client) -> None:
+def test_times_zero_on_failure(fetch: Fetch) -> None:
     """A refused connection: every time is 0."""
-    reply = fetch(client, f"http://127.0.0.1:{free_port()}/")
+    reply = fetch(f"http://127.0.0.1:{free_port()}/")
     assert not reply.ok
     assert reply.times == {k: 0 for k in TIME_KEYS}
     assert all(reply.time(k) == 0 for k in TIME_KEYS)
 
 
-def test_time_unknown_key(client: hac.Client, http_server: HTTPTestServer) -> None:
+def test_time_unknown_key(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """time() refuses unknown keys with KeyError."""
-    reply = fetch(client, f"{http_server.url}/echo")
+    reply = fetch(f"{http_server.url}/echo")
     with pytest.raises(KeyError):
         reply.time("bogus")
 
@@ -712,9 +699,9 @@ def test_http_async_send_refused(client: hac.Client) -> None:
 # ============================================================ PATCH and body
 
 
-def test_patch_with_body(client: hac.Client, fresh_http_server: HTTPTestServer) -> None:
+def test_patch_with_body(fresh_http_server: HTTPTestServer, fetch: Fetch) -> None:
     """PATCH with a body reaches the server as such."""
-    reply = fetch(client, f"{fresh_http_server.url}/echo", '{"a": 1}', method="PATCH")
+    reply = fetch(f"{fresh_http_server.url}/echo", '{"a": 1}', method="PATCH")
     assert reply.ok and reply.status == 200
     echoed = json.loads(reply.body)
     assert (echoed["method"], echoed["body"]) == ("PATCH", '{"a": 1}')

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import support
+from support.clients import MakeClient
 
 SCENARIO = Path(support.__file__).with_name("leak_scenario.py")
 
@@ -156,31 +157,28 @@ def test_held_reply_dropped_in_forked_child(http_server) -> None:
     assert out.stdout.strip() == "ok"
 
 
-def test_buffer_cache_is_bounded(http_server) -> None:
+def test_buffer_cache_is_bounded(http_server, make_client: MakeClient) -> None:
     """Reusing large response buffers keeps at most the cache's bound
     (16 MiB) once the replies are gone, and nothing after close()."""
     import gc
 
     import http_async_client as hac
 
-    keep = hac.Client()
-    try:
-        base = keep.stats()["mem_in_use"]
-        with hac.Client() as c:
-            # the same 100 connections and easy handles first, small replies
-            hs = [c.query(f"{http_server.url}/echo") for _ in range(100)]
-            assert all(h.result(timeout=20).ok for h in hs)
-            del hs
-            gc.collect()
-            warm = keep.stats()["mem_in_use"]
-            for _ in range(3):
-                hs = [c.query(f"{http_server.url}/large/300000") for _ in range(100)]
-                assert all(len(h.result(timeout=20).body) == 300000 for h in hs)
-                del hs
-            gc.collect()
-            cached = keep.stats()["mem_in_use"] - warm
-            assert 0 < cached <= 16 * 1024 * 1024 + 128 * 1024, cached
+    keep = make_client()
+    base = keep.stats()["mem_in_use"]
+    with hac.Client() as c:
+        # the same 100 connections and easy handles first, small replies
+        hs = [c.query(f"{http_server.url}/echo") for _ in range(100)]
+        assert all(h.result(timeout=20).ok for h in hs)
+        del hs
         gc.collect()
-        assert keep.stats()["mem_in_use"] - base <= 64 * 1024
-    finally:
-        keep.close()
+        warm = keep.stats()["mem_in_use"]
+        for _ in range(3):
+            hs = [c.query(f"{http_server.url}/large/300000") for _ in range(100)]
+            assert all(len(h.result(timeout=20).body) == 300000 for h in hs)
+            del hs
+        gc.collect()
+        cached = keep.stats()["mem_in_use"] - warm
+        assert 0 < cached <= 16 * 1024 * 1024 + 128 * 1024, cached
+    gc.collect()
+    assert keep.stats()["mem_in_use"] - base <= 64 * 1024

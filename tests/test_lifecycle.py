@@ -9,6 +9,7 @@ import pytest
 import textwrap
 import time
 import http_async_client as hac
+from support.fds import FdBaseline
 
 
 def run_py(code: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -81,12 +82,6 @@ def loopback():
     server.wait(timeout=10)
 
 
-def _fds() -> int:
-    import os
-
-    return len(os.listdir("/proc/self/fd"))
-
-
 def _threads() -> int:
     """Native threads Python's threading does not know: the C workers (the
     in-process test servers' threads come and go and are not counted)."""
@@ -106,15 +101,14 @@ def _settle(probe, target: int, seconds: float = 3.0) -> int:
     return value
 
 
-def test_close_with_1000_in_flight(loopback: str) -> None:
+def test_close_with_1000_in_flight(loopback: str, open_fds: FdBaseline) -> None:
     """close(): every one of 1,000 in-flight requests gets exactly one
     (cancelled) reply, within 1 s, and no thread or fd is left behind."""
     import gc
 
     import http_async_client as hac
 
-    gc.collect()
-    fds, threads = _fds(), _threads()
+    threads = _threads()
     client = hac.Client(workers=2, connection_timeout=30000)
     handles = [client.query(f"{loopback}/delay/5000") for _ in range(1000)]
     seen: list[int] = []
@@ -130,10 +124,10 @@ def test_close_with_1000_in_flight(loopback: str) -> None:
     del client, handles, reply
     gc.collect()
     assert _settle(_threads, threads) <= threads
-    assert _settle(_fds, fds) <= fds
+    assert open_fds.settle_total() <= open_fds.total
 
 
-def test_cancel_at_random_points_leaves_nothing(loopback: str) -> None:
+def test_cancel_at_random_points_leaves_nothing(loopback: str, open_fds: FdBaseline) -> None:
     """Cancels racing the transfers (before start, connecting, mid-reply,
     after the end): one reply each, nothing in flight, fds back."""
     import gc
@@ -142,8 +136,6 @@ def test_cancel_at_random_points_leaves_nothing(loopback: str) -> None:
     import http_async_client as hac
 
     rng = random.Random(7)
-    gc.collect()
-    fds = _fds()
     with hac.Client(connection_timeout=5000) as client:
         handles = []
         for i in range(300):
@@ -160,7 +152,7 @@ def test_cancel_at_random_points_leaves_nothing(loopback: str) -> None:
         assert sum(r.cancelled for r in replies) == stats["cancelled"] > 0
     del client, handles, replies, h
     gc.collect()
-    assert _settle(_fds, fds) <= fds
+    assert open_fds.settle_total() <= open_fds.total
 
 
 def test_blocking_route_and_slow_consumer_lose_nothing(http_server) -> None:

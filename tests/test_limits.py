@@ -4,6 +4,7 @@ the rest wait in the worker's queue with their deadline running."""
 from __future__ import annotations
 
 import http_async_client as hac
+from support.clients import MakeClient
 
 
 def test_excess_requests_wait_for_a_slot(fresh_http_server) -> None:
@@ -29,8 +30,8 @@ def test_deadline_runs_while_waiting(fresh_http_server) -> None:
     assert stats["timeouts"] == 1 and stats["errors"] == 0
 
 
-def test_cancel_and_close_reach_waiting_requests(fresh_http_server) -> None:
-    client = hac.Client(max_connections=1, connection_timeout=5000)
+def test_cancel_and_close_reach_waiting_requests(fresh_http_server, make_client: MakeClient) -> None:
+    client = make_client(max_connections=1, connection_timeout=5000)
     first = client.query(f"{fresh_http_server.url}/delay/500")
     queued = [client.query(f"{fresh_http_server.url}/echo") for _ in range(5)]
     assert queued[0].cancel()

@@ -13,7 +13,7 @@ import pytest
 
 import http_async_client as hac
 from support.certs import Certs
-from support.servers import HTTPTestServer
+from support.servers import HTTPSServers, HTTPTestServer
 
 WAIT = 5.0  # seconds: upper bound of every .result() in this file
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -329,10 +329,11 @@ def test_per_query_timeout_beats_global(http_server: HTTPTestServer) -> None:
 # --------------------------------------------------------------- TLS per query
 
 
-def test_verify_off_for_one_query(https_selfsigned_server: HTTPTestServer) -> None:
+@pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
+def test_verify_off_for_one_query(https_server: HTTPTestServer) -> None:
     """tls_verify_host(0)/tls_verify_peer(0) let one query reach a
     self-signed server; the next query with the defaults fails verification."""
-    url = f"{https_selfsigned_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client() as client:
         client.tls_verify_host(0)
         client.tls_verify_peer(0)
@@ -345,19 +346,21 @@ def test_verify_off_for_one_query(https_selfsigned_server: HTTPTestServer) -> No
     assert "SSL" in second.err or "certificate" in second.err.lower()
 
 
-def test_verify_peer_off_string(https_selfsigned_server: HTTPTestServer) -> None:
+@pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
+def test_verify_peer_off_string(https_server: HTTPTestServer) -> None:
     """tls_verify_peer("0") (a string, as the seed passes it) for one query."""
     with hac.Client() as client:
         client.tls_verify_peer("0")
-        reply = client.query(f"{https_selfsigned_server.url}/echo").result(timeout=WAIT)
+        reply = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
     _ok(reply)
 
 
+@pytest.mark.parametrize("https_server", ["wronghost"], indirect=True)
 def test_verify_host_off_for_one_query(
-    https_wronghost_server: HTTPTestServer, certs: Certs
+    https_server: HTTPTestServer, certs: Certs
 ) -> None:
     """tls_verify_host(0) accepts a CA-signed cert for another name, once."""
-    url = f"{https_wronghost_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client(tls_ca_path=certs.capath) as client:
         client.tls_verify_host(0)
         first = client.query(url).result(timeout=WAIT)
@@ -366,12 +369,13 @@ def test_verify_host_off_for_one_query(
     assert not second.ok and second.err is not None
 
 
+@pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
 def test_verify_on_for_one_query_when_module_off(
-    https_selfsigned_server: HTTPTestServer,
+    https_server: HTTPTestServer,
 ) -> None:
     """With module verification off, tls_verify_peer(1) turns it on for one
     query only."""
-    url = f"{https_selfsigned_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client(tls_verify_peer=0, tls_verify_host=0) as client:
         client.tls_verify_peer(1)
         strict = client.query(url).result(timeout=WAIT)
@@ -380,9 +384,10 @@ def test_verify_on_for_one_query_when_module_off(
     _ok(relaxed)
 
 
-def test_client_cert_per_query(https_clientcert_server: HTTPTestServer, certs: Certs) -> None:
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
+def test_client_cert_per_query(https_server: HTTPTestServer, certs: Certs) -> None:
     """http_set_tls_client_cert/key for one query: accepted; without: refused."""
-    url = f"{https_clientcert_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client(tls_ca_path=certs.capath) as client:
         client.http_set_tls_client_cert(certs.client_cert)
         client.http_set_tls_client_key(str(certs.client_key))
@@ -394,11 +399,12 @@ def test_client_cert_per_query(https_clientcert_server: HTTPTestServer, certs: C
     assert without.status == 0
 
 
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
 def test_client_cert_refused_then_accepted(
-    https_clientcert_server: HTTPTestServer, certs: Certs
+    https_server: HTTPTestServer, certs: Certs
 ) -> None:
     """Refused first without a cert, then accepted with one."""
-    url = f"{https_clientcert_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client(tls_ca_path=certs.capath) as client:
         without = client.query(url).result(timeout=WAIT)
         client.http_set_tls_client_cert(certs.client_cert)
@@ -488,9 +494,10 @@ def test_http_req_all_rejects_values() -> None:
             client.http_req["all"] = 0
 
 
-def test_http_req_tls_keys(https_clientcert_server: HTTPTestServer, certs: Certs) -> None:
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
+def test_http_req_tls_keys(https_server: HTTPTestServer, certs: Certs) -> None:
     """tls_client_cert, tls_client_key and tls_ca_path via http_req."""
-    url = f"{https_clientcert_server.url}/echo"
+    url = f"{https_server.url}/echo"
     with hac.Client() as client:
         client.http_req["tls_client_cert"] = str(certs.client_cert)
         client.http_req["tls_client_key"] = certs.client_key
@@ -622,19 +629,18 @@ def test_query_timeout_keyword(http_server: HTTPTestServer) -> None:
 
 
 def test_query_tls_keywords(
-    https_selfsigned_server: HTTPTestServer,
-    https_clientcert_server: HTTPTestServer,
+    https_servers: HTTPSServers,
     certs: Certs,
 ) -> None:
     """tls_verify_peer=/tls_verify_host=/tls_client_cert=/tls_client_key=/
     tls_ca_path= keywords, for one query each."""
     with hac.Client() as client:
         relaxed = client.query(
-            f"{https_selfsigned_server.url}/echo", tls_verify_peer=0, tls_verify_host=0
+            f"{https_servers['selfsigned'].url}/echo", tls_verify_peer=0, tls_verify_host=0
         ).result(timeout=WAIT)
-        strict = client.query(f"{https_selfsigned_server.url}/echo").result(timeout=WAIT)
+        strict = client.query(f"{https_servers['selfsigned'].url}/echo").result(timeout=WAIT)
         mtls = client.query(
-            f"{https_clientcert_server.url}/echo",
+            f"{https_servers['clientcert'].url}/echo",
             tls_client_cert=certs.client_cert,
             tls_client_key=certs.client_key,
             tls_ca_path=certs.capath,
@@ -644,13 +650,14 @@ def test_query_tls_keywords(
     _ok(mtls)
 
 
-def test_query_keyword_overrides_state_verify(https_selfsigned_server: HTTPTestServer) -> None:
+@pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
+def test_query_keyword_overrides_state_verify(https_server: HTTPTestServer) -> None:
     """A keyword beats the next-query state: tls_verify_peer(0) then
     query(tls_verify_peer=1) verifies (and fails on a self-signed cert)."""
     with hac.Client() as client:
         client.tls_verify_peer(0)
         reply = client.query(
-            f"{https_selfsigned_server.url}/echo", tls_verify_peer=1
+            f"{https_server.url}/echo", tls_verify_peer=1
         ).result(timeout=WAIT)
     assert not reply.ok
 

@@ -462,21 +462,23 @@ def test_tls_ca_path_param_verifies(https_server: HTTPTestServer, certs: Certs) 
     assert _echo(reply)["method"] == "GET"
 
 
-def test_tls_verify_params_off(https_selfsigned_server: HTTPTestServer) -> None:
+@pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
+def test_tls_verify_params_off(https_server: HTTPTestServer) -> None:
     """tls_verify_host=0 and tls_verify_peer=0 as module params accept a
     self-signed server."""
     with hac.Client(tls_verify_host=0, tls_verify_peer=0) as client:
-        reply = client.query(f"{https_selfsigned_server.url}/echo").result(timeout=WAIT)
+        reply = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
     _echo(reply)
 
 
-def test_tls_verify_host_param_off(https_wronghost_server: HTTPTestServer, certs: Certs) -> None:
+@pytest.mark.parametrize("https_server", ["wronghost"], indirect=True)
+def test_tls_verify_host_param_off(https_server: HTTPTestServer, certs: Certs) -> None:
     """tls_verify_host=0 accepts a CA-signed cert for another host name; the
     default (2) refuses it."""
     with hac.Client(tls_ca_path=certs.capath, tls_verify_host=0) as client:
-        ok = client.query(f"{https_wronghost_server.url}/echo").result(timeout=WAIT)
+        ok = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
     with hac.Client(tls_ca_path=certs.capath) as client:
-        bad = client.query(f"{https_wronghost_server.url}/echo").result(timeout=WAIT)
+        bad = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
     _echo(ok)
     assert not bad.ok
     assert bad.err is not None
@@ -513,8 +515,9 @@ def test_tls_version_negative_rejected() -> None:
         hac.Client(tls_version=-1)
 
 
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
 def test_tls_client_cert_params_accepted(
-    https_clientcert_server: HTTPTestServer, certs: Certs
+    https_server: HTTPTestServer, certs: Certs
 ) -> None:
     """tls_client_cert/tls_client_key as module params: the server that
     requires a client certificate accepts the query."""
@@ -523,16 +526,17 @@ def test_tls_client_cert_params_accepted(
         tls_client_key=certs.client_key,
         tls_ca_path=certs.capath,
     ) as client:
-        reply = client.query(f"{https_clientcert_server.url}/echo").result(timeout=WAIT)
+        reply = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
     assert _echo(reply)["path"] == "/echo"
 
 
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
 def test_tls_client_cert_missing_refused(
-    https_clientcert_server: HTTPTestServer, certs: Certs
+    https_server: HTTPTestServer, certs: Certs
 ) -> None:
     """Without a client certificate the same server refuses the query."""
     with hac.Client(tls_ca_path=certs.capath) as client:
-        reply = client.query(f"{https_clientcert_server.url}/echo").result(timeout=WAIT)
+        reply = client.query(f"{https_server.url}/echo").result(timeout=WAIT)
         stats = client.stats()
     assert not reply.ok
     assert reply.status == 0

@@ -8,22 +8,17 @@ import time
 import pytest
 
 import http_async_client as hac
+from support.clients import Fetch
 from support.servers import HTTPTestServer, RawServerFactory, pattern_bytes
 
 REFUSED_URL = "http://127.0.0.1:9/"
 TIME_KEYS = ("total", "lookup", "connect", "appconnect", "pretransfer", "starttransfer", "redirect")
 
 
-def fetch(url: str, timeout_s: float = 10, **options: object) -> hac.Reply:
-    """One query on a private client; returns its reply."""
-    with hac.Client(connection_timeout=8000) as client:
-        return client.query(url, **options).result(timeout=timeout_s)  # type: ignore[arg-type]
-
-
 # ------------------------------------------------------------ outcome, status
 
 
-def test_ok_and_err(http_server: HTTPTestServer) -> None:
+def test_ok_and_err(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """ok/err on success and on failure."""
     good = fetch(f"{http_server.url}/echo")
     assert good.ok is True and good.err is None
@@ -34,7 +29,7 @@ def test_ok_and_err(http_server: HTTPTestServer) -> None:
     assert not bad.timed_out and not bad.cancelled
 
 
-def test_status_and_reason(http_server: HTTPTestServer) -> None:
+def test_status_and_reason(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """status/rs and reason/rr, including a custom reason phrase."""
     r = fetch(f"{http_server.url}/status/299?reason=Very%20Fine")
     assert r.ok
@@ -48,7 +43,7 @@ def test_status_and_reason(http_server: HTTPTestServer) -> None:
 # -------------------------------------------------------------------- headers
 
 
-def test_headers_in_order_with_repeats(http_server: HTTPTestServer) -> None:
+def test_headers_in_order_with_repeats(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """headers keeps order and repeats; hdr() is case-insensitive, indexed."""
     r = fetch(f"{http_server.url}/headers")
     assert r.ok
@@ -69,7 +64,7 @@ def test_headers_in_order_with_repeats(http_server: HTTPTestServer) -> None:
     assert list(r) == r.headers
 
 
-def test_raw_message(http_server: HTTPTestServer) -> None:
+def test_raw_message(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """raw/mb holds the status line, headers and body; ml == len(raw)."""
     r = fetch(f"{http_server.url}/headers")
     assert r.raw is r.mb or r.raw == r.mb
@@ -85,7 +80,7 @@ def test_raw_message(http_server: HTTPTestServer) -> None:
 # ----------------------------------------------------------------------- body
 
 
-def test_binary_body(http_server: HTTPTestServer) -> None:
+def test_binary_body(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """body is binary-safe, NULs included; bs == len(body)."""
     r = fetch(f"{http_server.url}/bytes/1000")
     assert r.ok
@@ -96,7 +91,7 @@ def test_binary_body(http_server: HTTPTestServer) -> None:
     assert r.ml == len(r.raw) > 1000
 
 
-def test_large_body(http_server: HTTPTestServer) -> None:
+def test_large_body(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """A 5 MB body arrives intact."""
     r = fetch(f"{http_server.url}/large/5000000")
     assert r.ok and r.status == 200
@@ -104,7 +99,7 @@ def test_large_body(http_server: HTTPTestServer) -> None:
     assert r.body == pattern_bytes(5_000_000)
 
 
-def test_chunked_body(http_server: HTTPTestServer) -> None:
+def test_chunked_body(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """A chunked body is reassembled."""
     r = fetch(f"{http_server.url}/chunked")
     assert r.ok
@@ -114,7 +109,7 @@ def test_chunked_body(http_server: HTTPTestServer) -> None:
     assert r.raw.endswith(b"\r\n\r\nhello, chunked world")
 
 
-def test_head_and_204_have_empty_body(http_server: HTTPTestServer) -> None:
+def test_head_and_204_have_empty_body(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """HEAD and 204 give an empty body."""
     head = fetch(f"{http_server.url}/bytes/100", method="HEAD")
     assert head.ok and head.status == 200
@@ -144,7 +139,7 @@ def test_id_and_url(http_server: HTTPTestServer) -> None:
 # ---------------------------------------------------------------------- times
 
 
-def test_times_on_success_and_failure(http_server: HTTPTestServer) -> None:
+def test_times_on_success_and_failure(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """times: every key, non-negative, total > 0 on success; zeros on failure."""
     r = fetch(f"{http_server.url}/delay/50")
     assert set(r.times) == set(TIME_KEYS)
@@ -163,7 +158,7 @@ def test_times_on_success_and_failure(http_server: HTTPTestServer) -> None:
 # -------------------------------------------------------------- raise_for_error
 
 
-def test_raise_for_error(http_server: HTTPTestServer) -> None:
+def test_raise_for_error(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """raise_for_error(): self on ok, else the matching exception type."""
     good = fetch(f"{http_server.url}/status/500")
     assert good.raise_for_error() is good  # HTTP errors are transfers that worked
@@ -191,7 +186,7 @@ def test_raise_for_error(http_server: HTTPTestServer) -> None:
     assert cinfo.value.reply is cancelled
 
 
-def test_repr(http_server: HTTPTestServer) -> None:
+def test_repr(http_server: HTTPTestServer, fetch: Fetch) -> None:
     """repr() names the id, status, reason and url; or the error."""
     url = f"{http_server.url}/status/299?reason=Very%20Fine"
     r = fetch(url)
@@ -205,7 +200,7 @@ def test_repr(http_server: HTTPTestServer) -> None:
 # ------------------------------------------------------------------ raw server
 
 
-def test_raw_body_with_crlfcrlf_and_nul(raw_server_factory: RawServerFactory) -> None:
+def test_raw_body_with_crlfcrlf_and_nul(raw_server_factory: RawServerFactory, fetch: Fetch) -> None:
     """A body holding CRLFCRLF and NULs is captured exactly."""
     body = b"a\r\n\r\nb\x00c\r\n\r\n\x00\x00end"
     data = (
@@ -228,7 +223,7 @@ def test_raw_body_with_crlfcrlf_and_nul(raw_server_factory: RawServerFactory) ->
     ]
 
 
-def test_raw_interim_100_continue_dropped(raw_server_factory: RawServerFactory) -> None:
+def test_raw_interim_100_continue_dropped(raw_server_factory: RawServerFactory, fetch: Fetch) -> None:
     """An interim 100 Continue leaves only the final response in raw/headers."""
     final = (
         b"HTTP/1.1 201 Created\r\n"
@@ -248,7 +243,7 @@ def test_raw_interim_100_continue_dropped(raw_server_factory: RawServerFactory) 
 
 
 @pytest.mark.parametrize("size", [2, 100_000])
-def test_reply_pickles_and_copies(http_server: HTTPTestServer, size: int) -> None:
+def test_reply_pickles_and_copies(http_server: HTTPTestServer, size: int, fetch: Fetch) -> None:
     """A reply, small (copied at drain) or large (held in C until read),
     pickles and copies with every field; the copy owns its bytes."""
     import copy

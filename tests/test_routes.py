@@ -11,6 +11,7 @@ import time
 import pytest
 
 import http_async_client as hac
+from support.clients import MakeClient
 from support.servers import HTTPTestServer
 
 REFUSED_URL = "http://127.0.0.1:9/"
@@ -329,26 +330,25 @@ def test_many_threads_submitting(http_server: HTTPTestServer) -> None:
 # -------------------------------------------------------------------- close
 
 
-def test_close_with_requests_in_flight(fresh_http_server: HTTPTestServer) -> None:
+def test_close_with_requests_in_flight(
+    fresh_http_server: HTTPTestServer, make_client: MakeClient
+) -> None:
     """close() cancels 200 in-flight requests quickly; later queries fail."""
-    client = hac.Client(connection_timeout=10000)
-    try:
-        handles = [
-            client.query(f"{fresh_http_server.url}/delay/2000?i={i}") for i in range(200)
-        ]
-        assert fresh_http_server.requests.wait_for(200, timeout=5)
-        t0 = time.monotonic()
-        client.close()
-        assert time.monotonic() - t0 < 1
-        assert client.closed
-        for h in handles:
-            assert h.done()
-            reply = h.result(timeout=1)
-            assert reply.cancelled and not reply.ok
-            assert reply.id == h.id
-        assert client.stats()["cancelled"] == 200
-        with pytest.raises(hac.ClientClosed):
-            client.query(f"{fresh_http_server.url}/echo")
-        assert client.http_async_query(f"{fresh_http_server.url}/echo", lambda r: None) == -1
-    finally:
-        client.close()
+    client = make_client(connection_timeout=10000)
+    handles = [
+        client.query(f"{fresh_http_server.url}/delay/2000?i={i}") for i in range(200)
+    ]
+    assert fresh_http_server.requests.wait_for(200, timeout=5)
+    t0 = time.monotonic()
+    client.close()
+    assert time.monotonic() - t0 < 1
+    assert client.closed
+    for h in handles:
+        assert h.done()
+        reply = h.result(timeout=1)
+        assert reply.cancelled and not reply.ok
+        assert reply.id == h.id
+    assert client.stats()["cancelled"] == 200
+    with pytest.raises(hac.ClientClosed):
+        client.query(f"{fresh_http_server.url}/echo")
+    assert client.http_async_query(f"{fresh_http_server.url}/echo", lambda r: None) == -1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.certs import Certs
-from support.servers import HTTPTestServer, RawServerFactory, pattern_bytes
+from support.servers import HTTPSServers, HTTPTestServer, RawServerFactory, pattern_bytes
 
 
 def _get(
@@ -225,27 +225,27 @@ def test_https_with_ca(https_server: HTTPTestServer, certs: Certs) -> None:
 
 
 def test_https_bad_certs_fail_verification(
-    https_selfsigned_server: HTTPTestServer,
-    https_wronghost_server: HTTPTestServer,
+    https_servers: HTTPSServers,
     certs: Certs,
 ) -> None:
-    for server in (https_selfsigned_server, https_wronghost_server):
+    for server in (https_servers["selfsigned"], https_servers["wronghost"]):
         with pytest.raises(ssl.SSLCertVerificationError):
             _get(server, "/echo", context=_client_context(certs))
     # The self-signed cert itself is a usable trust anchor (for pinning tests).
     pinned = ssl.create_default_context(cafile=str(certs.selfsigned_cert))
-    assert _get(https_selfsigned_server, "/echo", context=pinned)[0].status == 200
+    assert _get(https_servers["selfsigned"], "/echo", context=pinned)[0].status == 200
 
 
-def test_client_cert_required(https_clientcert_server: HTTPTestServer, certs: Certs) -> None:
+@pytest.mark.parametrize("https_server", ["clientcert"], indirect=True)
+def test_client_cert_required(https_server: HTTPTestServer, certs: Certs) -> None:
     # Under TLS 1.3 the server's rejection surfaces on the first read, so
     # accept any socket-level error rather than only a handshake failure.
     with pytest.raises(OSError):
-        _get(https_clientcert_server, "/echo", context=_client_context(certs))
+        _get(https_server, "/echo", context=_client_context(certs))
 
     ctx = _client_context(certs)
     ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
-    assert _get(https_clientcert_server, "/echo", context=ctx)[0].status == 200
+    assert _get(https_server, "/echo", context=ctx)[0].status == 200
 
 
 def test_capath_verifies_server(https_server: HTTPTestServer, certs: Certs) -> None:

@@ -5,24 +5,18 @@ receives nothing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import http_async_client as hac
+from support.clients import MakeClient
 from support.servers import HTTPTestServer
 
 LOGGER = "http_async_client"
 WAIT = 5.0  # seconds: upper bound of every .result() in this file
 ALLOWED = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
-
-
-@pytest.fixture
-def client() -> Iterator[hac.Client]:
-    """A default client, closed after the test."""
-    with hac.Client() as c:
-        yield c
 
 
 def _assert_nothing_sent(client: hac.Client, server: HTTPTestServer) -> None:
@@ -405,9 +399,9 @@ def test_http_req_all_needs_none(client: hac.Client, fresh_http_server: HTTPTest
 # ------------------------------------------------------------ closed client
 
 
-def test_closed_client_query(fresh_http_server: HTTPTestServer) -> None:
+def test_closed_client_query(fresh_http_server: HTTPTestServer, make_client: MakeClient) -> None:
     """query() on a closed client is ClientClosed; nothing is sent."""
-    client = hac.Client()
+    client = make_client()
     client.close()
     assert client.closed
     with pytest.raises(hac.ClientClosed):

@@ -1,7 +1,9 @@
 """Test support, imported as ``support.<module>`` (pytest puts ``tests/`` on
 ``sys.path``: ``pythonpath`` in pyproject.toml).
 
-- ``servers``: the HTTP(S) test server and raw TCP servers on 127.0.0.1
+- ``servers``: the HTTP(S) test server (``HTTPSServers``: one per kind of
+  certificate) and raw TCP servers on 127.0.0.1
+- ``clients``: the types of the client fixtures (``Fetch``, ``MakeClient``)
 - ``certs``: the throw-away PKI (test CA, server, client, wrong-host,
   self-signed, expired and any-SAN certificates)
 - ``nginx``: a private nginx (h2c, TLS + ALPN h2, HTTP/1.1) and the runner

@@ -24,8 +24,11 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .certs import Certs, make_expired_cert, server_context
+
 __all__ = [
     "HOST",
+    "HTTPSServers",
     "HTTPTestServer",
     "RawServer",
     "RawServerFactory",
@@ -808,3 +811,45 @@ class RawServerFactory:
         for server in self.servers:
             server.close()
         self.servers.clear()
+
+
+# --------------------------------------------------------------------------
+# HTTPS servers by kind of certificate
+# --------------------------------------------------------------------------
+
+
+def _https_context(certs: Certs, kind: str) -> ssl.SSLContext:
+    if kind == "ca":  # CA-signed, for 127.0.0.1 and localhost
+        return server_context(certs.server_cert, certs.server_key)
+    if kind == "selfsigned":  # not issued by the test CA
+        return server_context(certs.selfsigned_cert, certs.selfsigned_key)
+    if kind == "wronghost":  # CA-signed, valid only for wrong.example
+        return server_context(certs.wronghost_cert, certs.wronghost_key)
+    if kind == "clientcert":  # the CA-signed one, requiring a client cert from the test CA
+        return server_context(
+            certs.server_cert, certs.server_key, require_client_cert_ca=certs.ca_cert
+        )
+    if kind == "expired":  # CA-signed, expired on 2020-01-02
+        return server_context(*make_expired_cert(certs))
+    raise ValueError(f"unknown kind of HTTPS server: {kind!r}")
+
+
+class HTTPSServers:
+    """HTTPS test servers by kind of certificate (of ``certs``), each started
+    on first use and kept until :meth:`close`: ``servers["selfsigned"]``."""
+
+    KINDS = ("ca", "selfsigned", "wronghost", "clientcert", "expired")
+
+    def __init__(self, certs: Certs) -> None:
+        self._certs = certs
+        self._started: dict[str, HTTPTestServer] = {}
+
+    def __getitem__(self, kind: str) -> HTTPTestServer:
+        if kind not in self._started:
+            self._started[kind] = HTTPTestServer(tls_context=_https_context(self._certs, kind))
+        return self._started[kind]
+
+    def close(self) -> None:
+        for server in self._started.values():
+            server.close()
+        self._started.clear()
