@@ -10,7 +10,13 @@
   the benchmarks' nginx uses too
 - ``ports``: free loopback ports, waiting for a listener
 - ``fds``: this process's open file descriptors, baselines
+- ``rawhttp``: hand-written HTTP/1.1 and HTTP/2 servers that record every
+  request and reset connections on purpose
 - ``netns``, ``nsservers``, ``h1server``: the network-fault rig (a server
   host in its own network namespace) and the servers run inside it
 - ``leak_scenario``: the script run under valgrind by the leak test
 """
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository

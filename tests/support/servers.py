@@ -33,6 +33,7 @@ __all__ = [
     "RawServer",
     "RawServerFactory",
     "RequestLog",
+    "header",
     "pattern_bytes",
 ]
 
@@ -60,6 +61,15 @@ def pattern_bytes(n: int) -> bytes:
     """Return ``bytes(i % 256 for i in range(n))`` without a per-byte loop."""
     full, rest = divmod(n, 256)
     return _PATTERN * full + _PATTERN[:rest]
+
+
+def header(request: dict[str, Any], name: str) -> str | None:
+    """The first header ``name`` (case-insensitive) of a request that
+    HTTPTestServer recorded (an item of its ``requests``), or None."""
+    for key, value in request["headers"]:
+        if key.lower() == name.lower():
+            return str(value)
+    return None
 
 
 class RequestLog(Generic[T]):

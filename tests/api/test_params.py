@@ -551,3 +551,42 @@ def test_tls_path_params_type_checked(name: str) -> None:
         hac.Client(**{name: 5})
     with pytest.raises(hac.InvalidOption):
         hac.Client(**{name: "/tmp/a\x00b"})
+
+
+# ----------------------------------- (5.x): redirects, keep-alive, auth
+
+
+NEW_PARAMS = {
+    "curl_follow_redirect": 0,
+    "tcp_keepalive": 0,
+    "tcp_ka_idle": 0,
+    "tcp_ka_interval": 0,
+    "authmethod": 3,
+    "max_redirects": 10,
+}
+
+
+def test_new_param_defaults() -> None:
+    """Seed names and defaults, in params and as attributes."""
+    with hac.Client() as c:
+        for name, default in NEW_PARAMS.items():
+            assert c.params[name] == default, name
+            assert getattr(c, name) == default, name
+
+
+def test_new_param_values_read_back() -> None:
+    """Given values come back (strings as the seed passes them)."""
+    given = {
+        "curl_follow_redirect": 1,
+        "tcp_keepalive": "1",
+        "tcp_ka_idle": 7,
+        "tcp_ka_interval": "3",
+        "authmethod": 2,
+        "max_redirects": 4,
+    }
+    with hac.Client(**given) as c:  # type: ignore[arg-type]
+        for name, value in given.items():
+            assert c.params[name] == int(value), name
+            assert getattr(c, name) == int(value), name
+        with pytest.raises(TypeError):
+            c.params["authmethod"] = 1  # type: ignore[index]

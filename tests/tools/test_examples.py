@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from support import ROOT
+
+EXAMPLES = ROOT / "examples"
 
 
 def run_example(name: str, timeout: float = 60) -> str:

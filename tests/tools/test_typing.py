@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 import http_async_client
-
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 def _mypy(*targets: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

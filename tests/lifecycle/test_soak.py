@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-SOAK = Path(__file__).resolve().parent.parent / "bench" / "soak.py"
+from support import ROOT
+
+SOAK = ROOT / "bench" / "soak.py"
 
 
 def test_soak_100k_rss_flat() -> None:

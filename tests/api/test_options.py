@@ -693,3 +693,17 @@ def test_reused_handle_carries_nothing_over(fresh_http_server: HTTPTestServer) -
         assert req["body"] == body, name
         assert ("x-one" in _names(req)) == (name == "header"), name
         assert ("expect" in _names(req)) is False, name
+
+
+# -------------------------------------------------- (5.x) http_req keys
+
+
+def test_http_req_lists_new_keys(client: hac.Client) -> None:
+    """Every new key and Kamailio's spellings are known."""
+    keys = set(client.http_req.keys())
+    wanted = {
+        "body", "authmethod", "username", "password", "keepalive", "ka_idle",
+        "ka_interval", "follow_redirect", "http_version", "ka-idle",
+        "ka-interval", "tcp_keepalive", "tcp_ka_idle", "tcp_ka_interval",
+    }
+    assert wanted <= keys
