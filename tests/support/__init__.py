@@ -10,6 +10,7 @@
   the benchmarks' nginx uses too
 - ``ports``: free loopback ports, waiting for a listener
 - ``fds``: this process's open file descriptors, baselines
+- ``refusals``: checking that refused input sent nothing (tests/input)
 - ``rawhttp``: hand-written HTTP/1.1 and HTTP/2 servers that record every
   request and reset connections on purpose
 - ``netns``, ``nsservers``, ``h1server``: the network-fault rig (a server
