@@ -249,7 +249,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # The stdlib only keeps an email.message.Message; tap the reads so the
         # exact names, order and duplicates are available to tests.
         real, tap = self.rfile, _LineTap(self.rfile)
-        self.rfile = tap
+        self.rfile = tap  # type: ignore[assignment]  # only readline() is used
         try:
             return super().parse_request()
         finally:
@@ -572,7 +572,7 @@ class _ThreadingHTTPServer(socketserver.ThreadingTCPServer):
                     # HTTP on the TLS port...: just drop this connection.
                     return
                 tls.settimeout(None)
-            self.RequestHandlerClass(conn, client_address, self)
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
         finally:
             self.open_connections.discard(conn)
             if conn is not request:
