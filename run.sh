@@ -64,9 +64,10 @@ case "${1:-}" in
     shift
     sanitize asan address,undefined \
       "$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
-      tests --deselect tests/test_leaks.py::test_valgrind_no_definite_leaks "$@"
+      tests --deselect tests/lifecycle/test_leaks.py::test_valgrind_no_definite_leaks "$@"
     HAC_TEST_SCALE=0.1 sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
-      tests/test_smoke.py tests/test_routes.py tests/test_asyncio.py tests/test_stats.py tests/test_fixfirst.py "$@"
+      tests/api/test_smoke.py tests/api/test_routes.py tests/api/test_asyncio.py tests/api/test_stats.py \
+      tests/transport/test_resend.py tests/transport/test_http2_recovery.py tests/lifecycle/test_close.py "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;
 esac

@@ -437,8 +437,8 @@ def meta(o: Options) -> dict[str, Any]:
         "seconds_per_run": o.seconds,
         "reference": REF,
         "slow_server": "bench/slow_server.py (asyncio Protocol, uvloop if importable), core 0",
-        "tls": ("HTTPS port is HTTP/1.1 only (no http2 on the listener); self-signed ECDSA P-256; "
-                "every client runs with verification off"),
+        "tls": ("HTTPS port is HTTP/1.1 only (no http2 on the listener); ECDSA P-256 server "
+                "certificate from the tests' throw-away CA; every client runs with verification off"),
         "latency": "submit -> whole reply in the client's hands, per request; wrk: its own --latency distribution",
         "rps": "good replies (status 200, expected body size) per second",
         "wrk_note": "runs -t1 for whole seconds (at least 1 s); no request-count bound, the time bounds it",

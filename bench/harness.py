@@ -19,7 +19,13 @@ and an h2c port (HTTP/2 with prior knowledge).
 
 nginx-light has no echo module, so the slow endpoint is ``slow_server.py``:
 a small asyncio server (uvloop when importable) pinned to core 0 that
-answers each request 10 ms after reading it.
+answers each request 10 ms after reading it (the tests' threaded servers
+could not keep up with the benchmark's rates).
+
+Free ports, waiting for a listener, the server certificate (the tests'
+throw-away PKI) and running nginx come from the tests' support package
+(``tests/support``), put on ``sys.path`` here: the benchmarks run as plain
+scripts, with no pytest configuration to do it.
 """
 
 from __future__ import annotations
@@ -27,17 +33,22 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
+_TESTS = HERE.parent / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.insert(1, str(_TESTS))  # after the script's own directory
+
+from support.certs import make_certs  # noqa: E402
+from support.nginx import NginxError, NginxProcess, find_nginx, stop_process  # noqa: E402
+from support.ports import HOST, PortError, free_ports, wait_listening  # noqa: E402
+
 SERVER_CORE = 0
 CLIENT_CORE = 1
 
@@ -111,22 +122,6 @@ def pinned(core: int, argv: list[str]) -> list[str]:
     return argv
 
 
-def free_port() -> int:
-    """An OS-chosen free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    """True when something accepts TCP connections on 127.0.0.1:port."""
-    try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 def raise_nofile() -> int:
     """Raise this process's open-file limit to its hard limit; returns it."""
     import resource
@@ -141,52 +136,12 @@ def raise_nofile() -> int:
     return soft
 
 
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (openssl CLI)."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    cmd = [
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", str(key), "-out", str(cert), "-days", "2",
-        "-subj", "/CN=127.0.0.1",
-        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if res.returncode != 0:
-        raise ServerError(f"openssl failed: {res.stderr.strip()}")
-    return cert, key
-
-
-def _wait_ports(proc: subprocess.Popen[bytes], ports: list[int], what: str, log: Path | None) -> None:
-    deadline = time.monotonic() + 10.0
-    pending = set(ports)
-    while pending:
-        if proc.poll() is not None:
-            extra = log.read_text(errors="replace") if log and log.exists() else ""
-            raise ServerError(f"{what} exited with {proc.returncode}\n{extra}")
-        pending = {p for p in pending if not port_open(p)}
-        if pending:
-            if time.monotonic() > deadline:
-                raise ServerError(f"{what} did not listen on {sorted(pending)} in time")
-            time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 @dataclass
 class Servers:
     """nginx and the delay server, started together (context manager)."""
 
     delay_ms: float = 10.0
-    nginx: str = field(default_factory=lambda: shutil.which("nginx") or "/usr/sbin/nginx")
+    nginx: str = field(default_factory=lambda: find_nginx() or "/usr/sbin/nginx")
     python: str = sys.executable
     directory: Path | None = None
     http_port: int = 0
@@ -194,7 +149,7 @@ class Servers:
     h2c_port: int = 0
     h2_port: int = 0
     slow_port: int = 0
-    _nginx: subprocess.Popen[bytes] | None = None
+    _nginx: NginxProcess | None = None
     _slow: subprocess.Popen[bytes] | None = None
     _own_dir: bool = False
 
@@ -232,44 +187,36 @@ class Servers:
         (www / "64k").write_bytes(bytes(range(256)) * 256)
         os.chmod(www, 0o755)
         os.chmod(www / "64k", 0o644)
-        cert, key = make_cert(d)
-        ports: list[int] = []
-        while len(ports) < 5:
-            p = free_port()
-            if p not in ports:
-                ports.append(p)
-        self.http_port, self.https_port, self.h2c_port, self.h2_port, self.slow_port = ports
+        pki = make_certs(d / "pki")
+        cert, key = pki.server_cert, pki.server_key
+        (self.http_port, self.https_port, self.h2c_port, self.h2_port,
+         self.slow_port) = free_ports(5)
         affinity = "1" if pinning_available() else "auto"
         import resource
 
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         if nofile == resource.RLIM_INFINITY or nofile > 1_048_576:
             nofile = 1_048_576
-        conf = d / "nginx.conf"
-        conf.write_text(
-            _NGINX_CONF.format(
-                d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
-                h2c_port=self.h2c_port, h2_port=self.h2_port, cert=cert, key=key, affinity=affinity,
-                nofile=nofile, conns=max(1024, min(65000, nofile - 64)),
-            )
+        conf = _NGINX_CONF.format(
+            d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
+            h2c_port=self.h2c_port, h2_port=self.h2_port, cert=cert, key=key, affinity=affinity,
+            nofile=nofile, conns=max(1024, min(65000, nofile - 64)),
         )
-        base = [self.nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)]
-        check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise ServerError(f"nginx -t failed:\n{check.stderr.strip()}")
-        self._nginx = subprocess.Popen(
-            pinned(SERVER_CORE, base), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        _wait_ports(self._nginx, [self.http_port, self.https_port, self.h2c_port, self.h2_port],
-                    "nginx", d / "error.log")
+        self._nginx = NginxProcess(d, self.nginx, wrap=lambda argv: pinned(SERVER_CORE, argv))
+        try:
+            self._nginx.start(conf, [self.http_port, self.https_port, self.h2c_port, self.h2_port])
+        except NginxError as exc:
+            raise ServerError(str(exc)) from None
         if slow:
             argv = [self.python, str(HERE / "slow_server.py"), str(self.slow_port), str(self.delay_ms)]
             self._slow = subprocess.Popen(
                 pinned(SERVER_CORE, argv), stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
-            _wait_ports(self._slow, [self.slow_port], "slow_server.py", None)
+            try:
+                wait_listening([self.slow_port], self._slow)
+            except PortError as exc:
+                raise ServerError(f"slow_server.py {exc}") from None
         return self
 
     def stop(self) -> None:
@@ -277,10 +224,11 @@ class Servers:
         if self._slow is not None:
             if self._slow.stdin:
                 self._slow.stdin.close()  # EOF on stdin: the server exits
-            _stop(self._slow, signal.SIGTERM)
+            stop_process(self._slow, signal.SIGTERM)
             self._slow = None
-        _stop(self._nginx, signal.SIGQUIT)
-        self._nginx = None
+        if self._nginx is not None:
+            self._nginx.stop()
+            self._nginx = None
         if self._own_dir and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None

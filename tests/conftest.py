@@ -1,23 +1,26 @@
-"""Shared fixtures: test certificates and real servers on 127.0.0.1."""
+"""Shared fixtures: test certificates, real servers on 127.0.0.1, clients
+closed at teardown, a one-call fetch and an open-fd baseline."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-# Make `servers` / `certs` importable whatever pytest's import mode is
-# (importlib mode does not put the test directory on sys.path).
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
+import http_async_client as hac
+from support.certs import Certs, make_certs
+from support.clients import Fetch, MakeClient
+from support.fds import FdBaseline
+from support.nginx import Nginx, NginxError, find_nginx
+from support.servers import HTTPSServers, HTTPTestServer, RawServerFactory
 
-from certs import Certs, make_certs, server_context  # noqa: E402
-from nginx import Nginx, NginxError, find_nginx  # noqa: E402
-from servers import HTTPTestServer, RawServerFactory  # noqa: E402
+CLIENT_TIMEOUT_MS = 8000  # connection_timeout of the `client` fixture: generous on a loaded machine
+FETCH_WAIT_S = 10.0  # fetch(): bound of the wait for the reply
+
+
+# ------------------------------------------------------------ certificates
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +29,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command-line tool is not installed")
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+# ----------------------------------------------------------------- servers
 
 
 @pytest.fixture(scope="session")
@@ -43,37 +49,23 @@ def fresh_http_server() -> Iterator[HTTPTestServer]:
 
 
 @pytest.fixture(scope="session")
-def https_server(certs: Certs) -> Iterator[HTTPTestServer]:
-    """HTTPS server with a CA-signed cert for 127.0.0.1 and localhost."""
-    ctx = server_context(certs.server_cert, certs.server_key)
-    with HTTPTestServer(tls_context=ctx) as server:
-        yield server
+def https_servers(certs: Certs) -> Iterator[HTTPSServers]:
+    """Every kind of HTTPS server (:class:`HTTPSServers`), for a test that
+    needs several at once."""
+    servers = HTTPSServers(certs)
+    yield servers
+    servers.close()
 
 
-@pytest.fixture(scope="session")
-def https_selfsigned_server(certs: Certs) -> Iterator[HTTPTestServer]:
-    """HTTPS server whose self-signed cert is not issued by the test CA."""
-    ctx = server_context(certs.selfsigned_cert, certs.selfsigned_key)
-    with HTTPTestServer(tls_context=ctx) as server:
-        yield server
+@pytest.fixture
+def https_server(request: pytest.FixtureRequest, https_servers: HTTPSServers) -> HTTPTestServer:
+    """An HTTPS server shared by the session; its certificate is CA-signed
+    for 127.0.0.1 and localhost ("ca"), unless the test picks another kind
+    (see :class:`HTTPSServers`)::
 
-
-@pytest.fixture(scope="session")
-def https_wronghost_server(certs: Certs) -> Iterator[HTTPTestServer]:
-    """HTTPS server with a CA-signed cert valid only for wrong.example."""
-    ctx = server_context(certs.wronghost_cert, certs.wronghost_key)
-    with HTTPTestServer(tls_context=ctx) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def https_clientcert_server(certs: Certs) -> Iterator[HTTPTestServer]:
-    """HTTPS server that requires a client certificate issued by the test CA."""
-    ctx = server_context(
-        certs.server_cert, certs.server_key, require_client_cert_ca=certs.ca_cert
-    )
-    with HTTPTestServer(tls_context=ctx) as server:
-        yield server
+        @pytest.mark.parametrize("https_server", ["selfsigned"], indirect=True)
+    """
+    return https_servers[getattr(request, "param", "ca")]
 
 
 @pytest.fixture
@@ -82,7 +74,6 @@ def raw_server_factory() -> Iterator[RawServerFactory]:
     factory = RawServerFactory()
     yield factory
     factory.close_all()
-
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +93,55 @@ def nginx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Ng
         yield server
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------- clients
+
+
+@pytest.fixture
+def make_client() -> Iterator[MakeClient]:
+    """``make_client(**params)`` -> a new Client; all of them are closed at
+    teardown."""
+    made: list[hac.Client] = []
+
+    def make(**params: Any) -> hac.Client:
+        made.append(hac.Client(**params))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> hac.Client:
+    """A Client with a generous deadline (CLIENT_TIMEOUT_MS), closed at teardown."""
+    return make_client(connection_timeout=CLIENT_TIMEOUT_MS)
+
+
+@pytest.fixture
+def fetch(request: pytest.FixtureRequest) -> Fetch:
+    """``fetch(url, *args, client=None, wait=FETCH_WAIT_S, **options)``: one
+    query and its reply.  It goes to ``client`` when given, else to the
+    test's ``client`` fixture (the same Client the test sees)."""
+
+    def fetch(
+        url: Any, *args: Any, client: hac.Client | None = None, wait: float = FETCH_WAIT_S,
+        **options: Any,
+    ) -> hac.Reply:
+        target: hac.Client = client if client is not None else request.getfixturevalue("client")
+        return target.query(url, *args, **options).result(timeout=wait)
+
+    return fetch
+
+
+# --------------------------------------------------------------------- fds
+
+
+@pytest.fixture
+def open_fds() -> FdBaseline:
+    """This process's open fds when the test starts, after a garbage
+    collection: ``open_fds.assert_back()``, ``.settle()``, ``.total`` (see
+    support.fds).  Request it after the fixtures whose fds belong in the
+    baseline (fixtures are set up in the order the test names them)."""
+    return FdBaseline(collect=True)

@@ -1,2 +1,23 @@
-"""Test support: the network-fault rig (server hosts in network namespaces)
-and the servers that run inside them."""
+"""Test support, imported as ``support.<module>`` (pytest puts ``tests/`` on
+``sys.path``: ``pythonpath`` in pyproject.toml).
+
+- ``servers``: the HTTP(S) test server (``HTTPSServers``: one per kind of
+  certificate) and raw TCP servers on 127.0.0.1
+- ``clients``: the types of the client fixtures (``Fetch``, ``MakeClient``)
+- ``certs``: the throw-away PKI (test CA, server, client, wrong-host,
+  self-signed, expired and any-SAN certificates)
+- ``nginx``: a private nginx (h2c, TLS + ALPN h2, HTTP/1.1) and the runner
+  the benchmarks' nginx uses too
+- ``ports``: free loopback ports, waiting for a listener
+- ``fds``: this process's open file descriptors, baselines
+- ``refusals``: checking that refused input sent nothing (tests/input)
+- ``rawhttp``: hand-written HTTP/1.1 and HTTP/2 servers that record every
+  request and reset connections on purpose
+- ``netns``, ``nsservers``, ``h1server``: the network-fault rig (a server
+  host in its own network namespace) and the servers run inside it
+- ``leak_scenario``: the script run under valgrind by the leak test
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository

@@ -9,7 +9,6 @@ the same address and port, and their logs accumulate across restarts.
 from __future__ import annotations
 
 import os
-import secrets
 import select
 import signal
 import subprocess
@@ -19,10 +18,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from certs import Certs
-from nginx import find_nginx
-
+from .certs import Certs, issue_cert
 from .netns import NetnsError, ServerHost
+from .nginx import find_nginx, stop_process
 
 __all__ = ["H1Server", "NginxLine", "NsNginx", "Request", "issue_ip_cert"]
 
@@ -127,29 +125,7 @@ class H1Server:
 def issue_ip_cert(certs: Certs, ip: str, directory: Path) -> tuple[Path, Path]:
     """A server certificate for ``ip`` (IP SAN) signed by the test CA of
     ``certs``, so a client with ``tls_ca_path=certs.capath`` verifies it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    conf = directory / "ip-cert.cnf"
-    conf.write_text(
-        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n"
-        "[leaf]\nbasicConstraints = critical, CA:FALSE\n"
-        "keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n"
-        f"subjectAltName = IP:{ip}\n"
-        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid, issuer\n"
-    )
-    key, csr, cert = directory / "ip.key", directory / "ip.csr", directory / "ip.pem"
-
-    def openssl(*args: str | Path) -> None:
-        proc = subprocess.run(["openssl", *map(str, args)], capture_output=True,
-                              text=True, timeout=30)
-        if proc.returncode:
-            raise NetnsError(f"openssl {args[0]}: {proc.stderr.strip()}")
-
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
-    openssl("req", "-new", "-config", conf, "-key", key, "-subj", f"/CN={ip}", "-out", csr)
-    openssl("x509", "-req", "-in", csr, "-CA", certs.ca_cert, "-CAkey", certs.ca_key,
-            "-set_serial", str(secrets.randbits(63) | 1), "-days", "2", "-sha256",
-            "-extfile", conf, "-extensions", "leaf", "-out", cert)
-    return cert, key
+    return issue_cert(certs, "ip", f"IP:{ip}", directory, subject=f"/CN={ip}")
 
 
 # nginx's connection serial restarts with nginx: $pid tells generations apart.
@@ -272,14 +248,7 @@ class NsNginx:
     def stop(self) -> None:
         """Graceful stop if it still runs (crash() usually killed it)."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, signal.SIGQUIT)
 
     def _errors(self) -> str:
         try:
