@@ -131,19 +131,21 @@ struct hac_req {
   double deadline;             /* ev_now() + timeout, set on arrival */
   long run_ms;                 /* CURLOPT_TIMEOUT_MS: what is left */
   bool waiting;                /* in the worker's admission queue */
-  struct hac_req *wnext;
+  struct hac_req *wnext;       /* admission or origin queue (list.h) */
   struct hac_req *wprev;
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 64];
   char data[];                 /* url NUL body hdr opt */
 };
 
+#include "list.h"
+
 /* ---- one libcurl socket watched by libev ---- */
 struct hac_sock {
   ev_io io;
   struct hac_worker *w;
-  struct hac_sock *next;
-  struct hac_sock *prev;
+  struct hac_sock *next;       /* the worker's sockets (hac_worker.socks) */
+  struct hac_sock **pprev;     /* what points at this one */
 };
 
 /* why on_prereq() aborted a transfer (hac_req.abort) */
@@ -175,8 +177,7 @@ struct hac_origin {
   uint32_t opening;            /* OPEN transfers not yet sending */
   uint32_t joining;            /* JOIN transfers not yet sending */
   uint32_t on_conns;           /* transfers sending on its connections */
-  struct hac_req *wait_head;   /* waiting for a connection being opened */
-  struct hac_req *wait_tail;
+  struct hac_queue wait;       /* waiting for a connection being opened */
   uint32_t nwait;
   char key[];
 };
@@ -207,7 +208,6 @@ struct hac_cancel {
 
 struct hac_worker {
   struct hac_client *c;
-  int index;
   pthread_t thread;
   bool started;
   bool lock_ready;
@@ -221,8 +221,7 @@ struct hac_worker {
 
   /* shared with submitters, under lock */
   pthread_mutex_t lock;
-  struct hac_req *sub_head;
-  struct hac_req *sub_tail;
+  struct hac_list sub;
   struct hac_cancel *cancels;
   bool stop;
 
@@ -240,14 +239,12 @@ struct hac_worker {
   struct hac_origin *otab[HAC_OTAB]; /* mux.c */
   struct hac_origin *kicked;
   size_t active;                /* transfers handed to libcurl */
-  struct hac_req *wait_head;    /* admitted when active < max_connections */
-  struct hac_req *wait_tail;
+  struct hac_queue wait;        /* admitted when active < max_connections */
   CURL *oom[16];                /* transfers whose socket we could not
                                    watch (out of memory): failed after the
                                    libcurl call returns */
   int noom;
-  struct hac_req *fin_head;
-  struct hac_req *fin_tail;
+  struct hac_list fin;          /* finished, queued once per iteration */
 
   /* read by hac_stats_get() from any thread */
   atomic_uint_least64_t n_requests;   /* submitted */
@@ -272,8 +269,7 @@ struct hac_client {
 
   /* completion queue */
   pthread_mutex_t done_lock;
-  struct hac_req *done_head;
-  struct hac_req *done_tail;
+  struct hac_list done;
   atomic_uint_least64_t n_done;
   atomic_int efd;              /* -1 once closed (hac_done_close_fd()) */
   atomic_int waiters;          /* threads in hac_wait()'s poll() */
@@ -288,8 +284,7 @@ struct hac_client {
 
 /* ---- queue.c ---- */
 int hac_done_init(struct hac_client *c);
-void hac_done_push(struct hac_client *c, struct hac_req *head,
-                   struct hac_req *tail, size_t n);
+void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n);
 void hac_done_close_fd(struct hac_client *c);
 void hac_done_fini(struct hac_client *c);
 void hac_log_add(struct hac_client *c, const char *text, size_t n);

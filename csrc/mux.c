@@ -106,7 +106,7 @@ static struct hac_origin *origin_get(struct hac_worker *w, const char *url,
 static void maybe_free(struct hac_worker *w, struct hac_origin *o)
 {
   struct hac_origin **pp;
-  if(o->conns || o->opening || o->joining || o->on_conns || o->wait_head ||
+  if(o->conns || o->opening || o->joining || o->on_conns || o->wait.head ||
      o->kicked)
     return;
   for(pp = &w->otab[o->hash % HAC_OTAB]; *pp; pp = &(*pp)->next)
@@ -127,7 +127,7 @@ static long room(const struct hac_origin *o)
 /* Waiters may be able to go: look once the loop iteration ends. */
 static void kick(struct hac_worker *w, struct hac_origin *o)
 {
-  if(!o->wait_head || o->kicked)
+  if(!o->wait.head || o->kicked)
     return;
   o->kicked = true;
   o->knext = w->kicked;
@@ -138,13 +138,7 @@ static void park(struct hac_worker *w, struct hac_origin *o,
                  struct hac_req *r)
 {
   r->mux_waiting = true;
-  r->wnext = NULL;
-  r->wprev = o->wait_tail;
-  if(o->wait_tail)
-    o->wait_tail->wnext = r;
-  else
-    o->wait_head = r;
-  o->wait_tail = r;
+  hac_queue_add(&o->wait, r);
   o->nwait++;
   hac_xfer_park(w, r);
 }
@@ -152,15 +146,7 @@ static void park(struct hac_worker *w, struct hac_origin *o,
 static void unpark(struct hac_worker *w, struct hac_req *r)
 {
   struct hac_origin *o = r->origin;
-  if(r->wprev)
-    r->wprev->wnext = r->wnext;
-  else
-    o->wait_head = r->wnext;
-  if(r->wnext)
-    r->wnext->wprev = r->wprev;
-  else
-    o->wait_tail = r->wprev;
-  r->wnext = r->wprev = NULL;
+  hac_queue_del(&o->wait, r);
   r->mux_waiting = false;
   o->nwait--;
   hac_xfer_unpark(w, r);
@@ -197,7 +183,7 @@ bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted)
   r->mux_h2c = h2c;
   if(h2c && r->fresh)
     r->mux_force_open = true; /* starting over after a dead connection */
-  if(!r->mux_force_open && (promoted || !o->wait_head) && room(o) > 0) {
+  if(!r->mux_force_open && (promoted || !o->wait.head) && room(o) > 0) {
     r->mux = HAC_MUX_JOIN;
     r->mux_joining = true;
     o->joining++;
@@ -221,9 +207,9 @@ void hac_mux_promote(struct hac_worker *w)
   while(w->kicked) {
     struct hac_origin *o = w->kicked;
     w->kicked = o->knext;
-    while(o->wait_head && (o->proto == HAC_PROTO_H1 || room(o) > 0 ||
+    while(o->wait.head && (o->proto == HAC_PROTO_H1 || room(o) > 0 ||
                            !o->opening)) {
-      struct hac_req *r = o->wait_head;
+      struct hac_req *r = o->wait.head;
       unpark(w, r);
       r->origin = NULL;
       hac_xfer_start_promoted(w, r);

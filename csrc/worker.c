@@ -90,12 +90,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
     hac_conn_watch(w, s, false);
     if(sk) {
       ev_io_stop(w->loop, &sk->io);
-      if(sk->prev)
-        sk->prev->next = sk->next;
-      else
-        w->socks = sk->next;
+      *sk->pprev = sk->next;
       if(sk->next)
-        sk->next->prev = sk->prev;
+        sk->next->pprev = sk->pprev;
       hac_mfree(sk);
       curl_multi_assign(w->multi, s, NULL);
     }
@@ -114,8 +111,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
     hac_conn_watch(w, s, true);
     sk->w = w;
     sk->next = w->socks;
+    sk->pprev = &w->socks;
     if(w->socks)
-      w->socks->prev = sk;
+      w->socks->pprev = &sk->next;
     w->socks = sk;
     ev_io_init(&sk->io, io_cb, s, events);
     sk->io.data = sk;
@@ -134,10 +132,9 @@ static void flush(struct hac_worker *w)
 {
   size_t n = 0;
   struct hac_req *r;
-  for(r = w->fin_head; r; r = r->next)
+  for(r = w->fin.head; r; r = r->next)
     n++;
-  hac_done_push(w->c, w->fin_head, w->fin_tail, n);
-  w->fin_head = w->fin_tail = NULL;
+  hac_done_push(w->c, &w->fin, n);
 }
 
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -145,22 +142,17 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   struct hac_worker *w = p->data;
   (void)loop;
   (void)revents;
-  if(w->wait_head)
+  if(w->wait.head)
     hac_xfer_promote(w);
   if(w->kicked)
     hac_mux_promote(w);
-  if(w->fin_head)
+  if(w->fin.head)
     flush(w);
 }
 
 void hac_worker_finish(struct hac_worker *w, struct hac_req *r)
 {
-  r->next = NULL;
-  if(w->fin_tail)
-    w->fin_tail->next = r;
-  else
-    w->fin_head = r;
-  w->fin_tail = r;
+  hac_list_add(&w->fin, r);
   atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
 }
 
@@ -181,8 +173,8 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   (void)revents;
 
   pthread_mutex_lock(&w->lock);
-  sub = w->sub_head;
-  w->sub_head = w->sub_tail = NULL;
+  sub = w->sub.head;
+  w->sub.head = w->sub.tail = NULL;
   cancels = w->cancels;
   w->cancels = NULL;
   stop = w->stop;
@@ -336,8 +328,8 @@ void hac_worker_fini(struct hac_worker *w)
   hac_worker_release(w);
   hac_table_fini(w);
   /* submissions a never-started worker still holds */
-  while((r = w->sub_head)) {
-    w->sub_head = r->next;
+  while((r = w->sub.head)) {
+    w->sub.head = r->next;
     hac_req_free(r);
   }
   while(w->cancels) {

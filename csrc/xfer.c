@@ -594,15 +594,7 @@ static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void wait_unlink(struct hac_worker *w, struct hac_req *r)
 {
-  if(r->wprev)
-    r->wprev->wnext = r->wnext;
-  else
-    w->wait_head = r->wnext;
-  if(r->wnext)
-    r->wnext->wprev = r->wprev;
-  else
-    w->wait_tail = r->wprev;
-  r->wnext = r->wprev = NULL;
+  hac_queue_del(&w->wait, r);
   r->waiting = false;
   ev_timer_stop(w->loop, &r->guard);
   hac_table_del(w, r);
@@ -620,18 +612,12 @@ void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
     w->c->cfg.connection_timeout;
   r->w = w;
   r->deadline = ev_now(w->loop) + (double)ms / 1000.0;
-  if(w->active < (size_t)w->c->cfg.max_connections && !w->wait_head) {
+  if(w->active < (size_t)w->c->cfg.max_connections && !w->wait.head) {
     hac_xfer_start(w, r);
     return;
   }
   r->waiting = true;
-  r->wnext = NULL;
-  r->wprev = w->wait_tail;
-  if(w->wait_tail)
-    w->wait_tail->wnext = r;
-  else
-    w->wait_head = r;
-  w->wait_tail = r;
+  hac_queue_add(&w->wait, r);
   hac_table_add(w, r); /* cancel finds it */
   ev_timer_init(&r->guard, guard_cb, (double)ms / 1000.0, 0.);
   r->guard.data = r;
@@ -658,8 +644,8 @@ void hac_xfer_unpark(struct hac_worker *w, struct hac_req *r)
 /* Start queued requests while slots are free (once per loop iteration). */
 void hac_xfer_promote(struct hac_worker *w)
 {
-  while(w->wait_head && w->active < (size_t)w->c->cfg.max_connections) {
-    struct hac_req *r = w->wait_head;
+  while(w->wait.head && w->active < (size_t)w->c->cfg.max_connections) {
+    struct hac_req *r = w->wait.head;
     wait_unlink(w, r);
     hac_xfer_start(w, r);
   }
