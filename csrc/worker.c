@@ -26,7 +26,7 @@ static void check_done(struct hac_worker *w)
   }
 }
 
-void hac_worker_fail_oom(struct hac_worker *w)
+static void fail_oom(struct hac_worker *w)
 {
   while(w->noom) {
     char *priv = NULL;
@@ -48,7 +48,7 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
   int running;
   (void)loop;
   curl_multi_socket_action(w->multi, fd, action, &running);
-  hac_worker_fail_oom(w);
+  fail_oom(w);
   check_done(w);
 }
 
@@ -59,7 +59,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
   (void)loop;
   (void)revents;
   curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  hac_worker_fail_oom(w);
+  fail_oom(w);
   check_done(w);
 }
 
@@ -142,18 +142,10 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   struct hac_worker *w = p->data;
   (void)loop;
   (void)revents;
-  if(w->wait.head)
+  if(w->wait.head || w->kicked)
     hac_xfer_promote(w);
-  if(w->kicked)
-    hac_mux_promote(w);
   if(w->fin.head)
     flush(w);
-}
-
-void hac_worker_finish(struct hac_worker *w, struct hac_req *r)
-{
-  hac_list_add(&w->fin, r);
-  atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
 }
 
 static void cancel_all(struct hac_worker *w)
@@ -198,7 +190,7 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
     int running;
     w->kick = false;
     curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    hac_worker_fail_oom(w);
+    fail_oom(w);
     check_done(w);
   }
   while(cancels) {
