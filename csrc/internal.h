@@ -6,7 +6,7 @@
  *
  *   client.c    client lifecycle, submission, cancel, workers, stats
  *   worker.c    a worker thread: libev loop, submissions (ev_async), the
- *               socket and timer glue
+ *               socket and timer glue, drive() of the multi handle
  *   xfer.c      one transfer: admission, start, watchdog, restart,
  *               done/fail (onto the worker's finished list)
  *   easy.c      easy-handle pool, options per request shape
@@ -267,6 +267,8 @@ struct hac_worker {
                                    libcurl call returns */
   int noom;
   struct hac_list fin;          /* finished, queued once per iteration */
+  unsigned long multi_errors;   /* curl_multi_socket_action() failures */
+  CURLMcode multi_last;         /* the latest of them */
 
   /* read by hac_stats_get() from any thread */
   atomic_uint_least64_t n_requests;   /* submitted */
