@@ -105,7 +105,6 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   c->nworkers = cfg->workers;
   for(i = 0; i < c->nworkers; i++) {
     c->workers[i].c = c;
-    c->workers[i].index = i;
     if(hac_worker_start(&c->workers[i])) {
       snprintf(errbuf, errlen, "cannot start worker %d", i);
       goto fail;
@@ -128,8 +127,7 @@ static void free_chain(struct hac_req *r)
 
 long hac_submit(hac_client *c, const char *blob, size_t len)
 {
-  struct hac_req *head[HAC_MAX_WORKERS];
-  struct hac_req *tail[HAC_MAX_WORKERS];
+  struct hac_list batch[HAC_MAX_WORKERS];
   size_t count[HAC_MAX_WORKERS];
   size_t off = 0;
   long accepted = 0;
@@ -139,35 +137,30 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
 
   if(atomic_load(&c->closed))
     return HAC_E_CLOSED;
-  memset(head, 0, sizeof(head[0]) * (size_t)n);
+  memset(batch, 0, sizeof(batch[0]) * (size_t)n);
   memset(count, 0, sizeof(count[0]) * (size_t)n);
   while(off < len) {
     size_t used;
     struct hac_req *r = hac_req_parse(blob + off, len - off, &used);
     if(!r) {
       for(i = 0; i < n; i++)
-        free_chain(head[i]);
+        free_chain(batch[i].head);
       return used ? HAC_E_NOMEM : HAC_E_FORMAT;
     }
     off += used;
     r->buf.cache = c->bufs;
     i = (int)(r->res.id % (uint64_t)n);
-    r->next = NULL;
-    if(head[i])
-      tail[i]->next = r;
-    else
-      head[i] = r;
-    tail[i] = r;
+    hac_list_add(&batch[i], r);
     count[i]++;
   }
   for(i = 0; i < n; i++) {
     struct hac_worker *w = &c->workers[i];
-    if(!head[i])
+    if(!batch[i].head)
       continue;
     pthread_mutex_lock(&w->lock);
     if(w->stop) {
       pthread_mutex_unlock(&w->lock);
-      free_chain(head[i]);
+      free_chain(batch[i].head);
       refused = true;
       continue;
     }
@@ -176,11 +169,7 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
     atomic_fetch_add_explicit(&w->n_inflight, count[i],
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&w->n_queued, count[i], memory_order_relaxed);
-    if(w->sub_tail)
-      w->sub_tail->next = head[i];
-    else
-      w->sub_head = head[i];
-    w->sub_tail = tail[i];
+    hac_list_splice(&w->sub, &batch[i]);
     pthread_mutex_unlock(&w->lock);
     ev_async_send(w->loop, &w->wake);
     accepted += (long)count[i];
@@ -274,8 +263,8 @@ void hac_destroy(hac_client *c)
   for(i = 0; i < c->nworkers; i++)
     hac_worker_fini(&c->workers[i]);
   hac_mfree(c->workers);
-  while((r = c->done_head)) {
-    c->done_head = r->next;
+  while((r = c->done.head)) {
+    c->done.head = r->next;
     hac_req_free(r);
   }
   hac_done_fini(c);

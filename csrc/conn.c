@@ -1,10 +1,12 @@
 /*
  * conn.c - a worker's view of the connections libcurl opens for it.
  *
- * libcurl opens and closes every socket through the callbacks below, so
- * the worker knows each connection's peer and local port, and whether a
- * transfer is using it (libcurl watches a socket only while a transfer
- * needs it; a cached idle connection is not watched).  With that a
+ * libcurl opens every socket through hac_conn_open() and closes it through
+ * mux.c's hac_mux_close_socket(), which tells hac_conn_closing() (mux.c
+ * calls this file, never the reverse), so the worker knows each
+ * connection's peer and local port, and whether a transfer is using it
+ * (libcurl watches a socket only while a transfer needs it; a cached idle
+ * connection is not watched).  With that a
  * connection found dead can make the worker distrust the other idle
  * connections to the same peer: after a host has lost its state (a reboot,
  * a failover, a black hole), they are just as dead, and libcurl would
@@ -19,7 +21,6 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 static struct hac_conn *slot(struct hac_worker *w, curl_socket_t fd)
 {
@@ -62,7 +63,7 @@ static void peer_from_sockaddr(struct hac_peer *p, const struct sockaddr *sa,
   }
 }
 
-int hac_peer_parse(struct hac_peer *p, const char *ip, long port)
+static int peer_parse(struct hac_peer *p, const char *ip, long port)
 {
   memset(p, 0, sizeof(*p));
   p->port = (uint16_t)port;
@@ -123,20 +124,18 @@ curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
   return fd;
 }
 
-/* CURLOPT_CLOSESOCKETFUNCTION; clientp is the worker */
-int hac_conn_close(void *clientp, curl_socket_t fd)
+/* libcurl closes fd (mux.c's CURLOPT_CLOSESOCKETFUNCTION, which then
+   closes it): its connection, if it was open, for mux.c to let go of. */
+struct hac_conn *hac_conn_closing(struct hac_worker *w, curl_socket_t fd)
 {
-  struct hac_worker *w = clientp;
   struct hac_conn *k = slot(w, fd);
-  if(k && k->open) {
-    if(k->mux)
-      hac_mux_conn_closed(w, k);
-    /* peer, local port and "dead" stay until the fd is opened again, so
-       the transfers that failed on it still find it */
-    k->open = false;
-    k->watched = false;
-  }
-  return close(fd);
+  if(!k || !k->open)
+    return NULL;
+  /* peer, local port and "dead" stay until the fd is opened again, so
+     the transfers that failed on it still find it */
+  k->open = false;
+  k->watched = false;
+  return k;
 }
 
 /* libcurl starts (on) or stops (off) watching fd for some transfer. */
@@ -158,7 +157,7 @@ struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
   struct hac_peer p;
   struct hac_conn *closed = NULL;
   size_t i;
-  if(lport <= 0 || !ip || hac_peer_parse(&p, ip, port))
+  if(lport <= 0 || !ip || peer_parse(&p, ip, port))
     return NULL;
   for(i = 0; i < w->nconns; i++) {
     struct hac_conn *k = &w->conns[i];
@@ -185,7 +184,7 @@ curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k)
  * and opens a new one instead of sending a request into each.  Returns
  * how many were shut down.
  */
-size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p)
+static size_t suspect(struct hac_worker *w, const struct hac_peer *p)
 {
   size_t i;
   size_t n = 0;
@@ -198,6 +197,22 @@ size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p)
     k->shut = true; /* libcurl closes it when it next looks at it */
   }
   return n;
+}
+
+/* A cached connection request r went out on closed before any response:
+   count it once, and distrust the idle connections to the same peer. */
+void hac_conn_dead(struct hac_worker *w, const struct hac_req *r)
+{
+  struct hac_conn *k = hac_conn_find(w, r->pip, r->pport, r->lport);
+  struct hac_peer p;
+  if(k) {
+    if(k->dead)
+      return;
+    k->dead = true;
+  }
+  atomic_fetch_add_explicit(&w->n_dead, 1, memory_order_relaxed);
+  if(!peer_parse(&p, r->pip, r->pport))
+    (void)suspect(w, &p);
 }
 
 void hac_conn_fini(struct hac_worker *w)

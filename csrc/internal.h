@@ -1,5 +1,27 @@
 /*
  * internal.h - private structures of the C core.
+ *
+ * Who calls whom: each file calls only the files below it, never one
+ * above (libcurl calls the callbacks that easy.c and worker.c hand it):
+ *
+ *   client.c    client lifecycle, submission, cancel, workers, stats
+ *   worker.c    a worker thread: libev loop, submissions (ev_async), the
+ *               socket and timer glue, drive() of the multi handle
+ *   xfer.c      one transfer: admission, start, watchdog, restart,
+ *               done/fail (onto the worker's finished list)
+ *   easy.c      easy-handle pool, options per request shape
+ *   capture.c   libcurl's header/body/debug/pre-request callbacks, the
+ *               result (status, times, error text)
+ *   mux.c       origins whose requests share HTTP/2 connections; it
+ *               returns decisions, xfer.c acts on them
+ *   conn.c      the connections libcurl opened for a worker
+ *   reqhash.c   a worker's id -> request table
+ *   queue.c     completion queue and its eventfd, curl_verbose text
+ *   req.c       wire form -> request, its options
+ *   buf.c       byte buffers and their cache
+ *   alloc.c     the allocator libcurl and the core share
+ *
+ * list.h (the FIFOs) is header-only.
  */
 #ifndef HAC_INTERNAL_H
 #define HAC_INTERNAL_H
@@ -103,8 +125,8 @@ struct hac_req {
   bool cl_seen;
   uint64_t cl;                 /* Content-Length of the last response */
   const char *bad;             /* why the response is malformed, or NULL */
-  uint32_t shape;              /* see xfer.c shape_of() */
-  /* what each attempt's pre-request callback saw (xfer.c on_prereq) */
+  uint32_t shape;              /* see easy.c shape_of() */
+  /* what each attempt's pre-request callback saw (capture.c on_prereq) */
   bool sent;                   /* the request went out in this transfer */
   bool responded;              /* response bytes since it last went out */
   bool reused;                 /* its connection was a cached one */
@@ -131,19 +153,21 @@ struct hac_req {
   double deadline;             /* ev_now() + timeout, set on arrival */
   long run_ms;                 /* CURLOPT_TIMEOUT_MS: what is left */
   bool waiting;                /* in the worker's admission queue */
-  struct hac_req *wnext;
+  struct hac_req *wnext;       /* admission or origin queue (list.h) */
   struct hac_req *wprev;
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 64];
   char data[];                 /* url NUL body hdr opt */
 };
 
+#include "list.h"
+
 /* ---- one libcurl socket watched by libev ---- */
 struct hac_sock {
   ev_io io;
   struct hac_worker *w;
-  struct hac_sock *next;
-  struct hac_sock *prev;
+  struct hac_sock *next;       /* the worker's sockets (hac_worker.socks) */
+  struct hac_sock **pprev;     /* what points at this one */
 };
 
 /* why on_prereq() aborted a transfer (hac_req.abort) */
@@ -170,13 +194,12 @@ struct hac_origin {
   uint32_t hash;
   uint8_t proto;               /* HAC_PROTO_* */
   bool h2c;
-  bool kicked;                 /* waiters to look at (hac_mux_promote()) */
+  bool kicked;                 /* waiters to look at (hac_mux_next()) */
   uint32_t conns;              /* its open connections */
   uint32_t opening;            /* OPEN transfers not yet sending */
   uint32_t joining;            /* JOIN transfers not yet sending */
   uint32_t on_conns;           /* transfers sending on its connections */
-  struct hac_req *wait_head;   /* waiting for a connection being opened */
-  struct hac_req *wait_tail;
+  struct hac_queue wait;       /* waiting for a connection being opened */
   uint32_t nwait;
   char key[];
 };
@@ -207,7 +230,6 @@ struct hac_cancel {
 
 struct hac_worker {
   struct hac_client *c;
-  int index;
   pthread_t thread;
   bool started;
   bool lock_ready;
@@ -221,8 +243,7 @@ struct hac_worker {
 
   /* shared with submitters, under lock */
   pthread_mutex_t lock;
-  struct hac_req *sub_head;
-  struct hac_req *sub_tail;
+  struct hac_list sub;
   struct hac_cancel *cancels;
   bool stop;
 
@@ -240,14 +261,14 @@ struct hac_worker {
   struct hac_origin *otab[HAC_OTAB]; /* mux.c */
   struct hac_origin *kicked;
   size_t active;                /* transfers handed to libcurl */
-  struct hac_req *wait_head;    /* admitted when active < max_connections */
-  struct hac_req *wait_tail;
+  struct hac_queue wait;        /* admitted when active < max_connections */
   CURL *oom[16];                /* transfers whose socket we could not
                                    watch (out of memory): failed after the
                                    libcurl call returns */
   int noom;
-  struct hac_req *fin_head;
-  struct hac_req *fin_tail;
+  struct hac_list fin;          /* finished, queued once per iteration */
+  unsigned long multi_errors;   /* curl_multi_socket_action() failures */
+  CURLMcode multi_last;         /* the latest of them */
 
   /* read by hac_stats_get() from any thread */
   atomic_uint_least64_t n_requests;   /* submitted */
@@ -272,8 +293,7 @@ struct hac_client {
 
   /* completion queue */
   pthread_mutex_t done_lock;
-  struct hac_req *done_head;
-  struct hac_req *done_tail;
+  struct hac_list done;
   atomic_uint_least64_t n_done;
   atomic_int efd;              /* -1 once closed (hac_done_close_fd()) */
   atomic_int waiters;          /* threads in hac_wait()'s poll() */
@@ -286,10 +306,24 @@ struct hac_client {
   atomic_uint_least64_t log_dropped;
 };
 
+/* ---- req.c ---- */
+extern const char *const hac_method_names[HAC_M_OPTIONS + 1]; /* HAC_M_* */
+struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
+void hac_req_free(struct hac_req *r);
+const char *hac_req_opt(const struct hac_req *r, int key);
+long hac_req_opt_long(const struct hac_req *r, int key, long dflt);
+const char *hac_req_opt_str(const struct hac_req *r, int key,
+                            const char *dflt);
+
+/* RFC 9110 9.2.2: of our methods, POST and PATCH are not idempotent */
+static inline bool hac_req_idempotent(const struct hac_req *r)
+{
+  return r->method != HAC_M_POST && r->method != HAC_M_PATCH;
+}
+
 /* ---- queue.c ---- */
 int hac_done_init(struct hac_client *c);
-void hac_done_push(struct hac_client *c, struct hac_req *head,
-                   struct hac_req *tail, size_t n);
+void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n);
 void hac_done_close_fd(struct hac_client *c);
 void hac_done_fini(struct hac_client *c);
 void hac_log_add(struct hac_client *c, const char *text, size_t n);
@@ -302,52 +336,87 @@ struct hac_req *hac_table_find(struct hac_worker *w, uint64_t id);
 struct hac_req *hac_table_next(struct hac_worker *w, size_t *cursor);
 void hac_table_fini(struct hac_worker *w);
 
-/* ---- xfer.c ---- */
-struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
-void hac_req_free(struct hac_req *r);
-void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_start(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_start_promoted(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_park(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_unpark(struct hac_worker *w, struct hac_req *r);
-const char *hac_req_opt(const struct hac_req *r, int key);
-void hac_xfer_promote(struct hac_worker *w);
-void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
-void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
-                   const char *msg);
-void hac_pool_fini(struct hac_worker *w);
-
 /* ---- conn.c ---- */
 curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
                             struct curl_sockaddr *a);
-int hac_conn_close(void *clientp, curl_socket_t fd);
+struct hac_conn *hac_conn_closing(struct hac_worker *w, curl_socket_t fd);
 void hac_conn_watch(struct hac_worker *w, curl_socket_t fd, bool on);
 struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
                                long port, long lport);
 curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k);
-int hac_peer_parse(struct hac_peer *p, const char *ip, long port);
-size_t hac_conn_suspect(struct hac_worker *w, const struct hac_peer *p);
+void hac_conn_dead(struct hac_worker *w, const struct hac_req *r);
 void hac_conn_fini(struct hac_worker *w);
 
 /* ---- mux.c ---- */
 #define HAC_H2C_STREAMS 100    /* CURLMOPT_MAX_CONCURRENT_STREAMS we set */
-bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
-void hac_mux_promote(struct hac_worker *w);
+/* hac_mux_gate(): what xfer.c does with the request */
+#define HAC_GATE_GO 0          /* hand it to libcurl (hac_req.mux: how) */
+#define HAC_GATE_WAIT 1        /* it is in its origin's queue: park it */
+#define HAC_GATE_NOMEM 2       /* no memory for its origin: fail it */
+int hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
+struct hac_req *hac_mux_next(struct hac_worker *w, struct hac_origin **cur);
 CURLcode hac_mux_version(struct hac_req *r);
 bool hac_mux_prereq(struct hac_worker *w, struct hac_req *r, bool fresh,
                     const char *ip, long port, long lport);
 void hac_mux_learn(struct hac_worker *w, struct hac_req *r, const char *line,
                    size_t len);
-void hac_mux_detach(struct hac_worker *w, struct hac_req *r);
-void hac_mux_conn_closed(struct hac_worker *w, struct hac_conn *k);
+bool hac_mux_detach(struct hac_worker *w, struct hac_req *r);
+int hac_mux_close_socket(void *clientp, curl_socket_t fd);
 void hac_mux_fini(struct hac_worker *w);
+
+/* ---- capture.c ---- */
+size_t hac_on_header(char *data, size_t size, size_t n, void *userp);
+size_t hac_on_body(char *data, size_t size, size_t n, void *userp);
+int hac_on_debug(CURL *e, curl_infotype type, char *data, size_t size,
+                 void *userp);
+int hac_on_prereq(void *userp, char *ip, char *local_ip, int port,
+                  int local_port);
+void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
+void hac_result_fail(struct hac_worker *w, struct hac_req *r,
+                     uint32_t rflags, const char *msg);
+
+/* The response as captured: the last header block and the body (small,
+   on every request: inline) */
+static inline void hac_result_fill(struct hac_req *r)
+{
+  if(!r->in_body)
+    r->res.body_off = r->buf.len;
+  r->res.raw = r->buf.p ? r->buf.p : "";
+  r->res.raw_len = r->buf.len;
+}
+
+/* libcurl's codes for a connection that closed or broke under a request */
+static inline bool hac_conn_broke(CURLcode rc)
+{
+  switch(rc) {
+  case CURLE_GOT_NOTHING:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_PARTIAL_FILE:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* ---- easy.c ---- */
+CURLcode hac_easy_attach(struct hac_worker *w, struct hac_req *r);
+void hac_easy_put(struct hac_worker *w, struct hac_req *r, bool keep);
+void hac_pool_fini(struct hac_worker *w);
+
+/* ---- xfer.c ---- */
+void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_promote(struct hac_worker *w);
+void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
+void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
+                   const char *msg);
 
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);
 void hac_worker_stop(struct hac_worker *w);
 void hac_worker_release(struct hac_worker *w);
 void hac_worker_fini(struct hac_worker *w);
-void hac_worker_finish(struct hac_worker *w, struct hac_req *r);
-void hac_worker_fail_oom(struct hac_worker *w);
 
 #endif /* HAC_INTERNAL_H */

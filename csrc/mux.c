@@ -24,8 +24,8 @@
  * callback, before a byte is sent, stops a JOIN transfer that libcurl put
  * on any other connection than an OPEN one; it starts again as OPEN.  A
  * timed out or failed stream changes nothing here: a connection stays what
- * it is until libcurl closes it (conn.c tells).  libcurl 8 needs none of
- * this: every h2c transfer asks for prior knowledge.
+ * it is until libcurl closes it (hac_mux_close_socket()).  libcurl 8 needs
+ * none of this: every h2c transfer asks for prior knowledge.
  */
 #include "internal.h"
 
@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static bool fixed_libcurl(void)
 {
@@ -106,7 +107,7 @@ static struct hac_origin *origin_get(struct hac_worker *w, const char *url,
 static void maybe_free(struct hac_worker *w, struct hac_origin *o)
 {
   struct hac_origin **pp;
-  if(o->conns || o->opening || o->joining || o->on_conns || o->wait_head ||
+  if(o->conns || o->opening || o->joining || o->on_conns || o->wait.head ||
      o->kicked)
     return;
   for(pp = &w->otab[o->hash % HAC_OTAB]; *pp; pp = &(*pp)->next)
@@ -127,50 +128,34 @@ static long room(const struct hac_origin *o)
 /* Waiters may be able to go: look once the loop iteration ends. */
 static void kick(struct hac_worker *w, struct hac_origin *o)
 {
-  if(!o->wait_head || o->kicked)
+  if(!o->wait.head || o->kicked)
     return;
   o->kicked = true;
   o->knext = w->kicked;
   w->kicked = o;
 }
 
-static void park(struct hac_worker *w, struct hac_origin *o,
-                 struct hac_req *r)
+static void park(struct hac_origin *o, struct hac_req *r)
 {
   r->mux_waiting = true;
-  r->wnext = NULL;
-  r->wprev = o->wait_tail;
-  if(o->wait_tail)
-    o->wait_tail->wnext = r;
-  else
-    o->wait_head = r;
-  o->wait_tail = r;
+  hac_queue_add(&o->wait, r);
   o->nwait++;
-  hac_xfer_park(w, r);
 }
 
-static void unpark(struct hac_worker *w, struct hac_req *r)
+static void unpark(struct hac_req *r)
 {
   struct hac_origin *o = r->origin;
-  if(r->wprev)
-    r->wprev->wnext = r->wnext;
-  else
-    o->wait_head = r->wnext;
-  if(r->wnext)
-    r->wnext->wprev = r->wprev;
-  else
-    o->wait_tail = r->wprev;
-  r->wnext = r->wprev = NULL;
+  hac_queue_del(&o->wait, r);
   r->mux_waiting = false;
   o->nwait--;
-  hac_xfer_unpark(w, r);
 }
 
 /*
  * Before a request's easy handle is set up: OPEN, JOIN, not ours (HTTP/1),
- * or wait here.  true: it waits (or failed); promoted: it leaves the wait.
+ * or wait here (HAC_GATE_*; xfer.c parks or fails it, this file only
+ * decides).  promoted: it leaves the wait.
  */
-bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted)
+int hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted)
 {
   struct hac_origin *o;
   bool h2c = false;
@@ -179,57 +164,66 @@ bool hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted)
     const char *v = r->opt_len ? hac_req_opt(r, HAC_O_HTTP_VERSION) : NULL;
     if(!v || strtol(v, NULL, 10) != HAC_HTTP_2_PRIOR || fixed_libcurl() ||
        strncasecmp(r->url, "http:", 5))
-      return false;
+      return HAC_GATE_GO;
     h2c = true;
   }
   o = origin_get(w, r->url, h2c);
-  if(!o) {
-    if(!h2c)
-      return false; /* a burst may open more connections than it needs */
-    hac_xfer_fail(w, r, 0, "out of memory for an HTTP/2 origin");
-    return true;
-  }
+  if(!o)
+    /* without: a burst may open more connections than it needs */
+    return h2c ? HAC_GATE_NOMEM : HAC_GATE_GO;
   if(o->proto == HAC_PROTO_H1) {
     maybe_free(w, o);
-    return false;
+    return HAC_GATE_GO;
   }
   r->origin = o;
   r->mux_h2c = h2c;
   if(h2c && r->fresh)
     r->mux_force_open = true; /* starting over after a dead connection */
-  if(!r->mux_force_open && (promoted || !o->wait_head) && room(o) > 0) {
+  if(!r->mux_force_open && (promoted || !o->wait.head) && room(o) > 0) {
     r->mux = HAC_MUX_JOIN;
     r->mux_joining = true;
     o->joining++;
   }
   else if(!r->mux_force_open && !promoted && o->opening &&
           o->nwait < o->opening * (uint32_t)(HAC_H2C_STREAMS - 1)) {
-    park(w, o, r);
-    return true;
+    park(o, r);
+    return HAC_GATE_WAIT;
   }
   else {
     r->mux = HAC_MUX_OPEN;
     r->mux_opening = true;
     o->opening++;
   }
-  return false;
+  return HAC_GATE_GO;
 }
 
-/* Start the waiters that can go now (once per loop iteration). */
-void hac_mux_promote(struct hac_worker *w)
+/*
+ * The next waiter of a kicked origin that can go now, out of the wait, or
+ * NULL when there is none left: xfer.c starts each (once per loop
+ * iteration).  *cur, NULL at first, is the origin being looked at; it is
+ * off the kicked list meanwhile, as starting a waiter may kick others.
+ */
+struct hac_req *hac_mux_next(struct hac_worker *w, struct hac_origin **cur)
 {
-  while(w->kicked) {
-    struct hac_origin *o = w->kicked;
-    w->kicked = o->knext;
-    while(o->wait_head && (o->proto == HAC_PROTO_H1 || room(o) > 0 ||
-                           !o->opening)) {
-      struct hac_req *r = o->wait_head;
-      unpark(w, r);
+  for(;;) {
+    struct hac_origin *o = *cur;
+    if(!o) {
+      o = w->kicked;
+      if(!o)
+        return NULL;
+      w->kicked = o->knext;
+      *cur = o;
+    }
+    if(o->wait.head && (o->proto == HAC_PROTO_H1 || room(o) > 0 ||
+                        !o->opening)) {
+      struct hac_req *r = o->wait.head;
+      unpark(r);
       r->origin = NULL;
-      hac_xfer_start_promoted(w, r);
+      return r;
     }
     o->kicked = false;
     maybe_free(w, o);
+    *cur = NULL;
   }
 }
 
@@ -308,14 +302,17 @@ void hac_mux_learn(struct hac_worker *w, struct hac_req *r, const char *line,
   }
 }
 
-/* The transfer leaves libcurl, or the wait here. */
-void hac_mux_detach(struct hac_worker *w, struct hac_req *r)
+/* The transfer leaves libcurl, or the wait here: true when it waited
+   (xfer.c then stops its deadline). */
+bool hac_mux_detach(struct hac_worker *w, struct hac_req *r)
 {
   struct hac_origin *o = r->origin;
+  bool waited;
   if(!o)
-    return;
-  if(r->mux_waiting)
-    unpark(w, r);
+    return false;
+  waited = r->mux_waiting;
+  if(waited)
+    unpark(r);
   if(r->mux_opening)
     o->opening--;
   if(r->mux_joining)
@@ -327,19 +324,29 @@ void hac_mux_detach(struct hac_worker *w, struct hac_req *r)
   r->origin = NULL;
   kick(w, o);
   maybe_free(w, o);
+  return waited;
 }
 
-/* libcurl closed a connection of an origin (conn.c). */
-void hac_mux_conn_closed(struct hac_worker *w, struct hac_conn *k)
+/*
+ * CURLOPT_CLOSESOCKETFUNCTION (clientp: the worker): conn.c marks the
+ * connection closed, and the origin it counted for (if any) has one
+ * connection less.
+ */
+int hac_mux_close_socket(void *clientp, curl_socket_t fd)
 {
-  struct hac_origin *o = k->origin;
-  k->origin = NULL;
-  k->mux = false;
-  if(!o)
-    return;
-  o->conns--;
-  kick(w, o);
-  maybe_free(w, o);
+  struct hac_worker *w = clientp;
+  struct hac_conn *k = hac_conn_closing(w, fd);
+  if(k && k->mux) {
+    struct hac_origin *o = k->origin;
+    k->origin = NULL;
+    k->mux = false;
+    if(o) {
+      o->conns--;
+      kick(w, o);
+      maybe_free(w, o);
+    }
+  }
+  return close(fd);
 }
 
 void hac_mux_fini(struct hac_worker *w)

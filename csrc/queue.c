@@ -73,20 +73,15 @@ static void efd_clear(int fd)
   while(rc < 0 && errno == EINTR);
 }
 
-void hac_done_push(struct hac_client *c, struct hac_req *head,
-                   struct hac_req *tail, size_t n)
+/* Append a worker's batch of n finished requests; batch is left empty. */
+void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n)
 {
   bool was_empty;
-  if(!head)
+  if(!batch->head)
     return;
-  tail->next = NULL;
   pthread_mutex_lock(&c->done_lock);
-  was_empty = !c->done_head;
-  if(was_empty)
-    c->done_head = head;
-  else
-    c->done_tail->next = head;
-  c->done_tail = tail;
+  was_empty = !c->done.head;
+  hac_list_splice(&c->done, batch);
   atomic_fetch_add_explicit(&c->n_done, n, memory_order_relaxed);
   pthread_mutex_unlock(&c->done_lock);
   if(was_empty) {
@@ -145,7 +140,7 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
 
   /* take the batch off the queue under the lock, copy without it */
   pthread_mutex_lock(&c->done_lock);
-  r = c->done_head;
+  r = c->done.head;
   while(r && n < max) {
     size_t k = packed_size(r, hold_min);
     if(k > cap - need)
@@ -155,10 +150,10 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
     n++;
     r = r->next;
   }
-  c->done_head = r;
+  c->done.head = r;
   if(!r) {
     int fd = atomic_load(&c->efd);
-    c->done_tail = NULL;
+    c->done.tail = NULL;
     if(fd >= 0)
       efd_clear(fd);
   }

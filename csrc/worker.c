@@ -1,14 +1,18 @@
 /*
  * worker.c - a worker thread: its libev loop drives one curl multi handle
- * through curl_multi_socket_action (an ev_io per socket, one ev_timer),
- * takes submissions through an ev_async, and hands finished requests to
- * the client's completion queue once per loop iteration (ev_prepare).
+ * through curl_multi_socket_action (an ev_io per socket, one ev_timer;
+ * drive() is the one place that calls it), takes submissions through an
+ * ev_async, and hands finished requests to the client's completion queue
+ * once per loop iteration (ev_prepare).
  */
 #include "internal.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+/* after a failed curl_multi_socket_action(): its pass again this soon (s) */
+#define HAC_MULTI_RETRY 0.01
 
 static void check_done(struct hac_worker *w)
 {
@@ -26,7 +30,7 @@ static void check_done(struct hac_worker *w)
   }
 }
 
-void hac_worker_fail_oom(struct hac_worker *w)
+static void fail_oom(struct hac_worker *w)
 {
   while(w->noom) {
     char *priv = NULL;
@@ -38,29 +42,63 @@ void hac_worker_fail_oom(struct hac_worker *w)
   }
 }
 
+/*
+ * curl_multi_socket_action() failed.  libcurl 7.88 returns the first error
+ * of its pass (out of memory adding a socket to its hash, mostly) and
+ * skips the rest: the timers due after it and telling the new timeout.
+ * No transfer is lost for good (each keeps its deadline; the watchdog
+ * ends one libcurl loses) and the error names none, so none is failed
+ * here: the error is counted (and logged with curl_verbose) and the pass
+ * runs again soon, not in a busy loop while memory stays short.
+ */
+static void multi_error(struct hac_worker *w, CURLMcode mrc)
+{
+  w->multi_errors++;
+  w->multi_last = mrc;
+  if(w->c->cfg.curl_verbose) {
+    char line[160];
+    int k = snprintf(line, sizeof(line), "[worker] curl_multi_socket_action:"
+                     " %s (curl multi error %d)\n", curl_multi_strerror(mrc),
+                     (int)mrc);
+    if(k > 0)
+      hac_log_add(w->c, line, (size_t)k < sizeof(line) ?
+                  (size_t)k : sizeof(line) - 1);
+  }
+  if(!ev_is_active(&w->timer) ||
+     ev_timer_remaining(w->loop, &w->timer) > HAC_MULTI_RETRY) {
+    ev_timer_stop(w->loop, &w->timer);
+    ev_timer_set(&w->timer, HAC_MULTI_RETRY, 0.);
+    ev_timer_start(w->loop, &w->timer);
+  }
+}
+
+/* Let libcurl act on socket s (CURL_SOCKET_TIMEOUT: its timers), then end
+   what it finished or could not watch. */
+static void drive(struct hac_worker *w, curl_socket_t s, int action)
+{
+  int running;
+  CURLMcode mrc = curl_multi_socket_action(w->multi, s, action, &running);
+  if(mrc != CURLM_OK)
+    multi_error(w, mrc);
+  if(w->noom)
+    fail_oom(w);
+  check_done(w);
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
   struct hac_sock *sk = io->data;
-  struct hac_worker *w = sk->w;
-  int fd = io->fd; /* sk may be freed inside socket_action */
-  int action = ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
-    ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-  int running;
   (void)loop;
-  curl_multi_socket_action(w->multi, fd, action, &running);
-  hac_worker_fail_oom(w);
-  check_done(w);
+  /* io->fd now: sk may be freed inside socket_action */
+  drive(sk->w, io->fd, ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
+        ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0));
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-  struct hac_worker *w = t->data;
-  int running;
   (void)loop;
   (void)revents;
-  curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  hac_worker_fail_oom(w);
-  check_done(w);
+  drive(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* CURLMOPT_TIMERFUNCTION: never calls back into libcurl directly */
@@ -90,12 +128,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
     hac_conn_watch(w, s, false);
     if(sk) {
       ev_io_stop(w->loop, &sk->io);
-      if(sk->prev)
-        sk->prev->next = sk->next;
-      else
-        w->socks = sk->next;
+      *sk->pprev = sk->next;
       if(sk->next)
-        sk->next->prev = sk->prev;
+        sk->next->pprev = sk->pprev;
       hac_mfree(sk);
       curl_multi_assign(w->multi, s, NULL);
     }
@@ -114,8 +149,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
     hac_conn_watch(w, s, true);
     sk->w = w;
     sk->next = w->socks;
+    sk->pprev = &w->socks;
     if(w->socks)
-      w->socks->prev = sk;
+      w->socks->pprev = &sk->next;
     w->socks = sk;
     ev_io_init(&sk->io, io_cb, s, events);
     sk->io.data = sk;
@@ -134,10 +170,9 @@ static void flush(struct hac_worker *w)
 {
   size_t n = 0;
   struct hac_req *r;
-  for(r = w->fin_head; r; r = r->next)
+  for(r = w->fin.head; r; r = r->next)
     n++;
-  hac_done_push(w->c, w->fin_head, w->fin_tail, n);
-  w->fin_head = w->fin_tail = NULL;
+  hac_done_push(w->c, &w->fin, n);
 }
 
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -145,23 +180,10 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   struct hac_worker *w = p->data;
   (void)loop;
   (void)revents;
-  if(w->wait_head)
+  if(w->wait.head || w->kicked)
     hac_xfer_promote(w);
-  if(w->kicked)
-    hac_mux_promote(w);
-  if(w->fin_head)
+  if(w->fin.head)
     flush(w);
-}
-
-void hac_worker_finish(struct hac_worker *w, struct hac_req *r)
-{
-  r->next = NULL;
-  if(w->fin_tail)
-    w->fin_tail->next = r;
-  else
-    w->fin_head = r;
-  w->fin_tail = r;
-  atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
 }
 
 static void cancel_all(struct hac_worker *w)
@@ -181,8 +203,8 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   (void)revents;
 
   pthread_mutex_lock(&w->lock);
-  sub = w->sub_head;
-  w->sub_head = w->sub_tail = NULL;
+  sub = w->sub.head;
+  w->sub.head = w->sub.tail = NULL;
   cancels = w->cancels;
   w->cancels = NULL;
   stop = w->stop;
@@ -203,11 +225,8 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
     /* new transfers asked for an immediate timeout: start them now rather
        than one loop iteration (an epoll_wait) later; a c=1 round trip is
        the latency this saves */
-    int running;
     w->kick = false;
-    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    hac_worker_fail_oom(w);
-    check_done(w);
+    drive(w, CURL_SOCKET_TIMEOUT, 0);
   }
   while(cancels) {
     struct hac_cancel *next = cancels->next;
@@ -336,8 +355,8 @@ void hac_worker_fini(struct hac_worker *w)
   hac_worker_release(w);
   hac_table_fini(w);
   /* submissions a never-started worker still holds */
-  while((r = w->sub_head)) {
-    w->sub_head = r->next;
+  while((r = w->sub.head)) {
+    w->sub.head = r->next;
     hac_req_free(r);
   }
   while(w->cancels) {
