@@ -62,9 +62,14 @@ case "${1:-}" in
   test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
   sanitize)
     shift
+    # not under ASan: the valgrind test (two instrumenters), and the HTTP/2
+    # outage with requests tried during it, whose precondition (libcurl still
+    # holds the dead connection) fails about 1 run in 6 under ASan on a busy
+    # machine (libcurl closes it itself); the normal run keeps it
     sanitize asan address,undefined \
       "$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
-      tests --deselect tests/lifecycle/test_leaks.py::test_valgrind_no_definite_leaks "$@"
+      tests --deselect tests/lifecycle/test_leaks.py::test_valgrind_no_definite_leaks \
+      --deselect "tests/transport/test_netfaults.py::test_h2_tls_after_host_returns[tried-during-outage]" "$@"
     HAC_TEST_SCALE=0.1 sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
       tests/api/test_smoke.py tests/api/test_routes.py tests/api/test_asyncio.py tests/api/test_stats.py \
       tests/transport/test_resend.py tests/transport/test_http2_recovery.py tests/lifecycle/test_close.py "$@"

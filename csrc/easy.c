@@ -261,7 +261,12 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
       SET(CURLOPT_PIPEWAIT, 1L);
     break;
   }
-  if(r->fresh)
+  /* starting over after a dead cached connection: a new one, unless the
+     origin shares HTTP/2 connections (mux.c): then the restarts of every
+     stream of the dead one would each open a connection (each a TLS
+     handshake); the origin's gate opens one for them instead, and the
+     dead one is gone (libcurl closed it, the idle ones were shut) */
+  if(r->fresh && !r->origin)
     SET(CURLOPT_FRESH_CONNECT, 1L);
   if(cfg->curl_verbose) {
     SET(CURLOPT_DEBUGFUNCTION, hac_on_debug);
