@@ -65,8 +65,23 @@ def find_header(name: str, dirs: list[str]) -> bool:
     return any((Path(d) / name).is_file() for d in candidates)
 
 
+def prefix_flags(prefix: Path) -> tuple[list[str], list[str], list[str]]:
+    """Flags for a libcurl unpacked into ``prefix`` (tools/libcurl.sh private).
+
+    The library directory is also the run path, so the module loads that
+    libcurl and never the system's."""
+    incs = sorted(str(p.parent.parent) for p in prefix.glob("usr/include/**/curl/curl.h"))
+    libs = sorted(str(p.parent) for p in prefix.glob("usr/lib/**/libcurl.so"))
+    if not incs or not libs:
+        raise SystemExit(f"http_async_client: HAC_CURL_PREFIX={prefix} holds no libcurl")
+    return incs[:1], libs[:1], [f"-Wl,-rpath,{libs[0]}", "-Wl,--enable-new-dtags"]
+
+
 def build_flags() -> tuple[list[str], list[str], list[str]]:
     """(include_dirs, library_dirs, extra link args) for libcurl and libev."""
+    prefix = os.environ.get("HAC_CURL_PREFIX", "").strip()
+    if prefix:
+        return prefix_flags(Path(prefix).resolve())
     cflags = pkg_config("--cflags", "libcurl")
     libs = pkg_config("--libs-only-L", "libcurl")
     include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
@@ -92,7 +107,7 @@ def sanitizer_flags() -> list[str]:
     ]
 
 
-include_dirs, library_dirs, _ = build_flags()
+include_dirs, library_dirs, link_args = build_flags()
 san = sanitizer_flags()
 macros = [("HAC_VERSION_STR", f'"{read_version()}"')]
 if os.environ.get("HAC_FAULT_INJECTION"):  # test builds: failing allocations
@@ -108,7 +123,7 @@ ffibuilder.set_source(
     libraries=["curl", "ev", "pthread"],
     define_macros=macros,
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *san],
-    extra_link_args=san,
+    extra_link_args=[*link_args, *san],
 )
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 # ./run.sh test [ARGS]  the same install and build, then the whole test suite
 # ./run.sh sanitize     the C core built with ASan+UBSan (whole suite) and
 #                       with TSan (the threading tests); any report fails
+# ./run.sh test-curl7 [ARGS]  the suite against Debian 12's own libcurl 7.88,
+#                       unpacked into .deps/curl-7.88 (tools/libcurl.sh private)
+#                       and built in a clean copy into .venv-curl7
 # PYTHON=python3.13 ./run.sh test   picks the interpreter (venv .venv-<version>)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +15,9 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl nginx-light iproute2 nftables valgrind)
 
+# libcurl 8 (bookworm-backports on Debian 12; HAC_NO_BACKPORTS=1 keeps the
+# system's); a build against a private prefix (HAC_CURL_PREFIX) needs no change
+[ -n "${HAC_CURL_PREFIX:-}" ] || bash tools/libcurl.sh ensure8
 missing=()
 for pkg in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -25,19 +31,26 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-sanitize() {
-  # A clean copy per build: setuptools would reuse objects built without
-  # the sanitizer flags.
-  local kind=$1 flags=$2 preload=$3
-  shift 3
-  local src venv=".venv-$kind"
+# clean_install VENV [VAR=value...]: this tree's tracked files copied to a
+# temporary directory and installed into VENV with the given build settings
+# (setuptools would otherwise reuse objects built with other flags or headers)
+clean_install() {
+  local venv=$1 src
+  shift
   src=$(mktemp -d)
   git ls-files -z | xargs -0 cp --parents -t "$src"
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$src[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
   rm -rf "$src/build" "$src"/*.egg-info "$src"/pkg/*.egg-info
-  (cd "$src" && HAC_SANITIZE=$flags HAC_FAULT_INJECTION=1 "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
+  (cd "$src" && env "$@" "$OLDPWD/$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps . 2>&1 | grep -v '^WARNING: Location' >&2 || true)
   rm -rf "$src"
+}
+
+sanitize() {
+  local kind=$1 flags=$2 preload=$3
+  shift 3
+  local venv=".venv-$kind"
+  clean_install "$venv" HAC_SANITIZE="$flags" HAC_FAULT_INJECTION=1
   # refuse to "pass" with an uninstrumented build
   local so
   so=$(env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$venv/bin/python" -c \
@@ -60,6 +73,16 @@ VENV=${VENV:-.venv-$ver}
 
 case "${1:-}" in
   test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test-curl7)
+    shift
+    prefix=$PWD/.deps/curl-7.88
+    bash tools/libcurl.sh private "$prefix"
+    clean_install .venv-curl7 HAC_CURL_PREFIX="$prefix"
+    got=$(.venv-curl7/bin/python -c 'import http_async_client as h; print(h.curl_version())')
+    [ "${got%%.*}" = 7 ] || { echo "run.sh: .venv-curl7 runs libcurl $got, not 7.x" >&2; exit 1; }
+    echo "run.sh: the suite against libcurl $got ($prefix)" >&2
+    exec .venv-curl7/bin/python -m pytest -p no:cacheprovider "$@"
+    ;;
   sanitize)
     shift
     # not under ASan: the valgrind test (two instrumenters), and the HTTP/2

@@ -17,6 +17,8 @@
 
 #define HAC_PRESIZE_MAX (1024 * 1024)
 
+static const char bad_status[] = "the status code is not three digits";
+
 /* ------------------------------------------------------------ callbacks */
 
 size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
@@ -37,9 +39,15 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
     r->hdr_done = false;
     r->cl_seen = false;
     if(p) {
-      p++;
+      const char *digits = ++p;
       while(p < end && *p >= '0' && *p <= '9')
         p++;
+      /* RFC 9112 4: status-code = 3DIGIT; libcurl 8 reads "2000" as 200 */
+      if(p - digits != 3 || (p < end && *p != ' ' && *p != '\r' &&
+                             *p != '\n')) {
+        r->bad = bad_status;
+        return 0;
+      }
       if(p < end && *p == ' ')
         p++;
       r->res.reason_off = (size_t)(p - data);
@@ -236,7 +244,8 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
 
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
-  r->res.status = (int32_t)code;
+  /* no status at all when the status line is malformed */
+  r->res.status = r->bad == bad_status ? 0 : (int32_t)code;
   r->res.http_version = (int32_t)ver;
   r->res.curl_code = (int32_t)rc;
   if(rc == CURLE_OK && !r->hdr_done)

@@ -24,7 +24,7 @@ from ._exceptions import (
     UsageError,
     WaitTimeout,
 )
-from ._ffi import CURL_VERSION
+from ._ffi import CURL_VERSION, curl_version
 from ._nextquery import HttpReq
 from ._prometheus import prometheus_text
 from ._reply import Reply
@@ -51,5 +51,6 @@ __all__ = [
     "UsageError",
     "WaitTimeout",
     "__version__",
+    "curl_version",
     "prometheus_text",
 ]

@@ -20,5 +20,16 @@ if _built != __version__:  # pragma: no cover - a stale build
     )
 
 CURL_VERSION: str = ffi.string(lib.hac_curl_version()).decode()
+# "libcurl/8.14.1 OpenSSL/3.0.19 ..." -> "8.14.1"
+_CURL_NUMBER = CURL_VERSION.split()[0].partition("/")[2]
 
-__all__ = ["CURL_VERSION", "ffi", "lib"]
+
+def curl_version() -> str:
+    """The version of the libcurl the core runs on, e.g. ``"8.14.1"``.
+
+    The full string, with the TLS library and the other components, is
+    ``CURL_VERSION``."""
+    return _CURL_NUMBER
+
+
+__all__ = ["CURL_VERSION", "curl_version", "ffi", "lib"]

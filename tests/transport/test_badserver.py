@@ -43,6 +43,8 @@ from support.certs import Certs
 from support.fds import FdBaseline
 from support.servers import HTTPTestServer, RawServerFactory
 
+CURL8 = int(hac.curl_version().split(".")[0]) >= 8
+
 WAIT = 5.0  # seconds: upper bound of every wait on a reply in this file
 DEADLINE_MS = 500  # the client's connection_timeout in most cases
 FD_SETTLE = 3.0  # seconds allowed for fds to return to their baseline
@@ -100,7 +102,7 @@ def error(code: int | str, detail: str = "", status: int | None = None) -> Expec
     return Expect("error", (detail + ".*" if detail else "") + tail, status)
 
 
-def cap_error(code: int) -> Expect:
+def cap_error(code: int | str) -> Expect:
     return Expect(
         "error",
         rf"^BODY_TOO_LARGE: response body exceeds max_body_size of {CAP} bytes "
@@ -198,9 +200,12 @@ BYTES_CASES: list[Any] = [
     # -- status line
     pytest.param(b"HTTP/1.1 abc\r\n\r\n", error(1, "Unsupported", 0), id="status-not-a-number"),
     pytest.param(b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok",
-                 error(1, "response code", 0), id="status-two-digits"),
+                 error(1, "(response code|Unsupported HTTP/1 subversion)", 0), id="status-two-digits"),
     pytest.param(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
-                 error(1, "response code", 0), id="status-four-digits"),
+                 # libcurl 7.88 refuses it; 8.x reads "2000" as 200, so the core checks
+                 Expect("error", r"(response code.*\(curl error 1\)|BAD_RESPONSE: the status "
+                        r"code is not three digits \(curl error 23\))$", 0),
+                 id="status-four-digits"),
     pytest.param(b"HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok", ok(999, b"ok"),
                  id="status-999-accepted"),
     # -- header section
@@ -209,7 +214,9 @@ BYTES_CASES: list[Any] = [
     pytest.param(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000 + b"\r\nContent-Length: 0\r\n\r\n",
                  error("(27|100)"), id="header-line-200k"),
     pytest.param(b"HTTP/1.1 200 OK\r\n" + _many_headers(10_000) + b"Content-Length: 2\r\n\r\nok",
-                 ok(200, b"ok", 10_001), id="headers-10000"),
+                 # libcurl 8.x caps a response at 5,000 header lines (CURLE_TOO_LARGE)
+                 ok(200, b"ok", 10_001) if not CURL8 else
+                 error(100, "Too many response headers"), id="headers-10000"),
     pytest.param(b"HTTP/1.1 200 OK\r\n" + _many_headers(400, b"a" * 1000) + b"Content-Length: 0\r\n\r\n",
                  error(56, "Too large response headers"), id="header-section-400k"),
     pytest.param(b"HTTP/1.1 200 OK\r\nThis line has no colon\r\nContent-Length: 2\r\n\r\nok",
@@ -225,15 +232,15 @@ BYTES_CASES: list[Any] = [
     pytest.param(b"", error(52, "Empty reply", 0), id="close-without-a-byte"),
     # -- framing
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
-                 error(56, "hexadecimal.*chunked"), id="chunk-size-not-hex"),
+                 error(56, "(hexadecimal.*chunked|chunk hex-length char not a hex digit)"), id="chunk-size-not-hex"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 20 + b"\r\nabc",
-                 error(56, "hexadecimal.*chunked"), id="chunk-size-overflow"),
+                 error(56, "(hexadecimal.*chunked|chunk hex-length longer than)"), id="chunk-size-overflow"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
                  error(18, "outstanding read data"), id="chunked-truncated"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\nok",
                  error(61), id="transfer-encoding-unknown"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nabc",
-                 error(18, "97 bytes remaining"), id="content-length-longer-than-body"),
+                 error(18, "97 bytes (remaining|missing)"), id="content-length-longer-than-body"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok",
                  error(8, "Content-Length"), id="content-length-negative"),
     # RFC 9112 s6.3: differing Content-Length values make the framing
@@ -263,18 +270,18 @@ BYTES_CASES_WITH_PARAMS: list[Any] = [
                  error(47, r"Maximum \(10\) redirects", 302), {"curl_follow_redirect": 1}, {},
                  id="redirect-loop"),
     pytest.param(b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
-                 error(1, 'Protocol "file" not supported', 302), {"curl_follow_redirect": 1}, {},
+                 error(1, 'Protocol "file" (not supported|disabled)', 302), {"curl_follow_redirect": 1}, {},
                  id="redirect-to-file-url"),
     pytest.param(b"HTTP/1.1 302 Found\r\nLocation: dict://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n",
-                 error(1, 'Protocol "dict" not supported', 302), {"curl_follow_redirect": 1}, {},
+                 error(1, 'Protocol "dict" (not supported|disabled)', 302), {"curl_follow_redirect": 1}, {},
                  id="redirect-to-dict-url"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (CAP + 1) + b"x" * (CAP + 1),
                  cap_error(63), {"max_body_size": CAP}, {}, id="body-cap-content-length"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 + _chunked(b"x" * 600, b"x" * 600), cap_error(23), {"max_body_size": CAP}, {},
+                 + _chunked(b"x" * 600, b"x" * 600), cap_error("(23|63)"), {"max_body_size": CAP}, {},
                  id="body-cap-chunked"),
     pytest.param(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * (CAP + 1),
-                 cap_error(23), {"max_body_size": CAP}, {}, id="body-cap-until-close"),
+                 cap_error("(23|63)"), {"max_body_size": CAP}, {}, id="body-cap-until-close"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b"x" * CAP),
                  ok(200, b"x" * CAP), {"max_body_size": CAP}, {}, id="body-cap-exactly-at-cap"),
 ]
@@ -375,7 +382,7 @@ HANDLER_CASES: list[Any] = [
     pytest.param(_drip(b"", b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"s" * 100),
                  TIMEOUT, (0.4, 1.5), id="drip-headers-byte-per-100ms"),
     pytest.param(_half_close(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"),
-                 error(18, "97 bytes remaining", 200), (0, 1), id="half-close-inside-body"),
+                 error(18, "97 bytes (remaining|missing)", 200), (0, 1), id="half-close-inside-body"),
     pytest.param(_half_close(b"HTTP/1.0 200 OK\r\n\r\nuntil half-close"),
                  ok(200, b"until half-close"), (0, 1), id="half-close-ends-unframed-body"),
 ]
@@ -406,7 +413,7 @@ def test_connection_refused() -> None:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: RST to SYN
         port = sock.getsockname()[1]
         reply, delta, elapsed = one_query(f"http://127.0.0.1:{port}/")
-    check_reply(reply, delta, error(7, "Couldn't connect to server", 0))
+    check_reply(reply, delta, error(7, "Could(n't| not) connect to server", 0))
     assert elapsed < 1.0
 
 
@@ -417,7 +424,7 @@ def test_connection_refused() -> None:
     ("https_server", "detail"),
     [
         ("expired", "certificate has expired"),
-        ("wronghost", "subject name .*target host name '127.0.0.1'"),
+        ("wronghost", "subject name .*target (host name|ipv4 address) '127.0.0.1'"),
         ("selfsigned", "self-signed certificate"),
     ],
     indirect=["https_server"],
