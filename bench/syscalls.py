@@ -9,10 +9,11 @@ interpreter start-up, imports, connection set-up and the first requests
 cancel out: what is left is the cost of one more request.
 
 usage: python bench/syscalls.py [--requests 20000] [--conc 1,64]
-           [--ours PYTHON ...] [--ceiling BIN ...] [--perf] [--rounds 3]
+           [--ours [LABEL=]PYTHON ...] [--ceiling BIN ...] [--curl-prefix DIR]
+           [--perf] [--rounds 3]
 
 ``--ours`` takes interpreters with http_async_client installed (default:
-this one); ``--ceiling`` takes ceiling binaries (default:
+this one), each with an optional row label; ``--ceiling`` takes ceiling binaries (default:
 bench/.build/ceiling-<libcurl version>, built from bench/ceiling.c against
 the system libcurl, and against ``--curl-prefix`` when given).  The libcurl
 version of each row is what the process itself loads.
@@ -137,7 +138,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=20000)
     p.add_argument("--conc", default="1,64", help="comma-separated concurrencies")
-    p.add_argument("--ours", action="append", default=[], help="interpreter with our client")
+    p.add_argument("--ours", action="append", default=[],
+                   help="[LABEL=]interpreter with our client installed")
     p.add_argument("--ceiling", action="append", default=[], help="ceiling binary")
     p.add_argument("--curl-prefix", help="also build the ceiling against this libcurl prefix")
     p.add_argument("--client", default="ours-cq-w1", help="runner.py client name")
@@ -153,8 +155,10 @@ def main() -> int:
     try:
         url = srv.http + "/"
         clients = [Client("ceiling", ldd_curl(b), [b, url], False) for b in ceilings]
-        for py in a.ours or [sys.executable]:
-            clients.append(Client(a.client, our_curl(py), [py, str(HERE / "runner.py"), a.client, url], True))
+        for spec in a.ours or [sys.executable]:
+            label, _, py = spec.rpartition("=")
+            clients.append(Client(label or a.client, our_curl(py),
+                                  [py, str(HERE / "runner.py"), a.client, url], True))
         print(f"system calls per request ({n_big} - {n_small} GETs, client on core {CLIENT_CORE},"
               f" nginx on core 0, keep-alive; strace -c -f, difference of the two runs)")
         head = " ".join(f"{k:>6.6}" for k in NAMES)
