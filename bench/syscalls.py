@@ -63,7 +63,7 @@ def ldd_curl(binary: str) -> str:
         return "?"
     lib = ctypes.CDLL(m.group(1))
     lib.curl_version.restype = ctypes.c_char_p
-    text = lib.curl_version().decode()  # "libcurl/8.14.1 OpenSSL/..."
+    text: str = lib.curl_version().decode()  # "libcurl/8.14.1 OpenSSL/..."
     return text.split()[0].split("/")[1]
 
 
