@@ -112,7 +112,8 @@ curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
   if((size_t)fd >= w->nconns && grow(w, fd))
     return fd;
   k = &w->conns[fd];
-  k->gen++;
+  if(!++k->gen)
+    k->gen = 1; /* 0 means "not open" to hac_conn_gen() */
   k->open = true;
   k->watched = false;
   k->dead = false;
@@ -135,7 +136,17 @@ struct hac_conn *hac_conn_closing(struct hac_worker *w, curl_socket_t fd)
      the transfers that failed on it still find it */
   k->open = false;
   k->watched = false;
+  w->conn_closes++; /* worker.c drops a parked watcher of fd (data only:
+                       this file calls nothing above it) */
   return k;
+}
+
+/* fd's connection generation while it is open, 0 when closed or
+   untracked (a socket libcurl did not open through hac_conn_open()) */
+uint32_t hac_conn_gen(struct hac_worker *w, curl_socket_t fd)
+{
+  struct hac_conn *k = slot(w, fd);
+  return k && k->open ? k->gen : 0;
 }
 
 /* libcurl starts (on) or stops (off) watching fd for some transfer. */

@@ -162,12 +162,19 @@ struct hac_req {
 
 #include "list.h"
 
-/* ---- one libcurl socket watched by libev ---- */
+/* ---- one libcurl socket watched by libev ----
+   It outlives the transfers on its connection: when libcurl stops
+   watching the socket of a connection it keeps, the watcher is parked
+   (still armed for EV_READ, so reuse costs libev no epoll_ctl) and taken
+   up again when a transfer asks for the same fd of the same connection
+   (gen: hac_conn_gen() when it was made) */
 struct hac_sock {
   ev_io io;
   struct hac_worker *w;
   struct hac_sock *next;       /* the worker's sockets (hac_worker.socks) */
   struct hac_sock **pprev;     /* what points at this one */
+  uint32_t gen;                /* its connection's hac_conn.gen */
+  bool parked;                 /* no transfer needs it (libcurl said REMOVE) */
 };
 
 /* why on_prereq() aborted a transfer (hac_req.abort) */
@@ -256,8 +263,15 @@ struct hac_worker {
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;
+  struct hac_sock **fdsock;     /* worker.c: the watcher of each fd, by fd */
+  size_t nfdsock;
   struct hac_conn *conns;       /* conn.c, by fd */
   size_t nconns;
+  unsigned long conn_closes;    /* conn.c counts closes; worker.c looks for
+                                   parked watchers of closed fds when it
+                                   moved (hac_worker.swept: what it saw) */
+  unsigned long swept;
+  double timer_due;             /* ev_now() + the timeout libcurl last set */
   struct hac_origin *otab[HAC_OTAB]; /* mux.c */
   struct hac_origin *kicked;
   size_t active;                /* transfers handed to libcurl */
@@ -341,6 +355,7 @@ curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
                             struct curl_sockaddr *a);
 struct hac_conn *hac_conn_closing(struct hac_worker *w, curl_socket_t fd);
 void hac_conn_watch(struct hac_worker *w, curl_socket_t fd, bool on);
+uint32_t hac_conn_gen(struct hac_worker *w, curl_socket_t fd);
 struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
                                long port, long lport);
 curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k);

@@ -69,6 +69,7 @@ static void multi_error(struct hac_worker *w, CURLMcode mrc)
     ev_timer_stop(w->loop, &w->timer);
     ev_timer_set(&w->timer, HAC_MULTI_RETRY, 0.);
     ev_timer_start(w->loop, &w->timer);
+    w->timer_due = ev_now(w->loop) + HAC_MULTI_RETRY;
   }
 }
 
@@ -88,7 +89,13 @@ static void drive(struct hac_worker *w, curl_socket_t s, int action)
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
   struct hac_sock *sk = io->data;
-  (void)loop;
+  if(sk->parked) {
+    /* the peer closed or wrote to an idle connection: nothing for libcurl
+       (it checks the connection before reusing it); disarm, or a level-
+       triggered epoll reports it on every iteration */
+    ev_io_stop(loop, io);
+    return;
+  }
   /* io->fd now: sk may be freed inside socket_action */
   drive(sk->w, io->fd, ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
         ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0));
@@ -96,24 +103,142 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-  (void)loop;
   (void)revents;
+  ev_timer_stop(loop, t); /* libcurl's timer is one-shot (see on_timer) */
   drive(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
-/* CURLMOPT_TIMERFUNCTION: never calls back into libcurl directly */
+/*
+ * CURLMOPT_TIMERFUNCTION: never calls back into libcurl directly.  libcurl
+ * calls it on most actions, often with the expiry it already set: that
+ * costs nothing; a new expiry moves the armed timer in place
+ * (ev_timer_again) instead of a stop and a start.
+ */
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
   struct hac_worker *w = userp;
+  double after = (double)timeout_ms / 1000.0;
   (void)multi;
-  ev_timer_stop(w->loop, &w->timer);
-  if(timeout_ms == 0)
-    w->kick = true; /* see async_cb() */
-  if(timeout_ms >= 0) {
-    ev_timer_set(&w->timer, (double)timeout_ms / 1000.0, 0.);
-    ev_timer_start(w->loop, &w->timer);
+  if(timeout_ms < 0) {
+    ev_timer_stop(w->loop, &w->timer);
+    return 0;
   }
+  if(timeout_ms == 0) {
+    w->kick = true; /* see async_cb() */
+    after = 0.;
+  }
+  if(ev_is_active(&w->timer) && ev_now(w->loop) + after == w->timer_due)
+    return 0;
+  w->timer_due = ev_now(w->loop) + after;
+  if(after > 0.) {
+    w->timer.repeat = after; /* again: (re)armed to fire after `after` */
+    ev_timer_again(w->loop, &w->timer);
+    return 0;
+  }
+  ev_timer_stop(w->loop, &w->timer);
+  ev_timer_set(&w->timer, 0., 0.);
+  ev_timer_start(w->loop, &w->timer);
   return 0;
+}
+
+static void sock_unlink(struct hac_worker *w, struct hac_sock *sk)
+{
+  curl_socket_t fd = sk->io.fd;
+  ev_io_stop(w->loop, &sk->io);
+  *sk->pprev = sk->next;
+  if(sk->next)
+    sk->next->pprev = sk->pprev;
+  if(fd >= 0 && (size_t)fd < w->nfdsock && w->fdsock[fd] == sk)
+    w->fdsock[fd] = NULL;
+  hac_mfree(sk);
+}
+
+/* Remember sk as fd's watcher; false when the table cannot grow (sk is
+   then dropped at its REMOVE, as every watcher was before parking). */
+static bool sock_index(struct hac_worker *w, curl_socket_t fd,
+                       struct hac_sock *sk)
+{
+  if((size_t)fd >= w->nfdsock) {
+    size_t n = w->nfdsock ? w->nfdsock : 64;
+    struct hac_sock **p;
+    while(n <= (size_t)fd)
+      n *= 2;
+    p = hac_realloc(w->fdsock, n * sizeof(*p));
+    if(!p)
+      return false;
+    memset(p + w->nfdsock, 0, (n - w->nfdsock) * sizeof(*p));
+    w->fdsock = p;
+    w->nfdsock = n;
+  }
+  w->fdsock[fd] = sk;
+  return true;
+}
+
+/* The parked watcher of fd, if it still belongs to the connection open
+   on fd now; one left from a closed connection whose number the kernel
+   gave to a new socket is dropped: libev must see that fd anew. */
+static struct hac_sock *sock_unpark(struct hac_worker *w, curl_socket_t s)
+{
+  struct hac_sock *sk;
+  uint32_t gen;
+  if(s < 0 || (size_t)s >= w->nfdsock || !(sk = w->fdsock[s]))
+    return NULL;
+  gen = hac_conn_gen(w, s);
+  if(!gen || sk->gen != gen) {
+    sock_unlink(w, sk);
+    return NULL;
+  }
+  sk->parked = false;
+  return sk;
+}
+
+/* libcurl no longer needs s for any transfer */
+static void sock_park(struct hac_worker *w, curl_socket_t s,
+                      struct hac_sock *sk)
+{
+  curl_multi_assign(w->multi, s, NULL);
+  if(!sk->gen || sk->gen != hac_conn_gen(w, s) ||
+     (size_t)s >= w->nfdsock || w->fdsock[s] != sk) {
+    sock_unlink(w, sk); /* not a connection we can follow */
+    return;
+  }
+  sk->parked = true;
+  /* armed for reading only: an idle connection is writable all the time */
+  if(sk->io.events & EV_WRITE)
+    ev_io_stop(w->loop, &sk->io);
+}
+
+/* Closed connections' parked watchers, before the loop blocks: libev must
+   not watch a closed fd. */
+static void sock_sweep(struct hac_worker *w)
+{
+  struct hac_sock *sk = w->socks;
+  w->swept = w->conn_closes;
+  while(sk) {
+    struct hac_sock *next = sk->next;
+    if(sk->parked && sk->gen != hac_conn_gen(w, sk->io.fd))
+      sock_unlink(w, sk);
+    sk = next;
+  }
+}
+
+static struct hac_sock *sock_new(struct hac_worker *w, curl_socket_t s)
+{
+  struct hac_sock *sk = hac_calloc(1, sizeof(*sk));
+  if(!sk)
+    return NULL;
+  sk->w = w;
+  sk->gen = hac_conn_gen(w, s);
+  sk->next = w->socks;
+  sk->pprev = &w->socks;
+  if(w->socks)
+    w->socks->pprev = &sk->next;
+  w->socks = sk;
+  ev_io_init(&sk->io, io_cb, s, 0);
+  sk->io.data = sk;
+  if(sk->gen && !sock_index(w, s, sk))
+    sk->gen = 0;
+  return sk;
 }
 
 /* CURLMOPT_SOCKETFUNCTION */
@@ -123,23 +248,18 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
   struct hac_worker *w = userp;
   struct hac_sock *sk = socketp;
   int events;
-  (void)e;
   if(what == CURL_POLL_REMOVE) {
     hac_conn_watch(w, s, false);
-    if(sk) {
-      ev_io_stop(w->loop, &sk->io);
-      *sk->pprev = sk->next;
-      if(sk->next)
-        sk->next->pprev = sk->pprev;
-      hac_mfree(sk);
-      curl_multi_assign(w->multi, s, NULL);
-    }
+    if(sk)
+      sock_park(w, s, sk);
     return 0;
   }
   events = ((what & CURL_POLL_IN) ? EV_READ : 0) |
     ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
   if(!sk) {
-    sk = hac_calloc(1, sizeof(*sk));
+    sk = sock_unpark(w, s);
+    if(!sk)
+      sk = sock_new(w, s);
     if(!sk) {
       /* unwatched, this transfer would hang: fail it once libcurl returns */
       if(w->noom < (int)(sizeof(w->oom) / sizeof(w->oom[0])))
@@ -147,20 +267,14 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
       return 0; /* libcurl 7.88 mishandles -1; the request is ended instead */
     }
     hac_conn_watch(w, s, true);
-    sk->w = w;
-    sk->next = w->socks;
-    sk->pprev = &w->socks;
-    if(w->socks)
-      w->socks->pprev = &sk->next;
-    w->socks = sk;
-    ev_io_init(&sk->io, io_cb, s, events);
-    sk->io.data = sk;
     curl_multi_assign(w->multi, s, sk);
-    ev_io_start(w->loop, &sk->io);
   }
-  else if(sk->io.events != events) {
+  if(sk->io.events != events || !ev_is_active(&sk->io)) {
+    /* libev compares the fd's events before it blocks: a watcher stopped
+       and started again with the same events in one iteration costs no
+       epoll_ctl */
     ev_io_stop(w->loop, &sk->io);
-    ev_io_set(&sk->io, s, events);
+    ev_io_modify(&sk->io, events);
     ev_io_start(w->loop, &sk->io);
   }
   return 0;
@@ -184,6 +298,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
     hac_xfer_promote(w);
   if(w->fin.head)
     flush(w);
+  if(w->swept != w->conn_closes)
+    sock_sweep(w);
 }
 
 static void cancel_all(struct hac_worker *w)
@@ -343,6 +459,9 @@ void hac_worker_release(struct hac_worker *w)
       ev_io_stop(w->loop, &sk->io);
     hac_mfree(sk);
   }
+  hac_mfree(w->fdsock);
+  w->fdsock = NULL;
+  w->nfdsock = 0;
   if(w->loop)
     ev_loop_destroy(w->loop);
   w->loop = NULL;
