@@ -33,7 +33,9 @@ static void free_cfg_strings(hac_config *cfg)
   hac_mfree((void *)cfg->tls_client_cert);
   hac_mfree((void *)cfg->tls_client_key);
   hac_mfree((void *)cfg->tls_ca_path);
+  hac_mfree((void *)cfg->tls_ca_file);
   cfg->tls_client_cert = cfg->tls_client_key = cfg->tls_ca_path = NULL;
+  cfg->tls_ca_file = NULL;
 }
 
 hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
@@ -79,6 +81,7 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   c->cfg = *cfg;
   c->cfg.memory_manager = *mm_effective;
   c->cfg.tls_client_cert = c->cfg.tls_client_key = c->cfg.tls_ca_path = NULL;
+  c->cfg.tls_ca_file = NULL;
   pthread_mutex_init(&c->close_lock, NULL);
   pthread_mutex_init(&c->done_lock, NULL);
   pthread_mutex_init(&c->log_lock, NULL);
@@ -89,7 +92,8 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   }
   if(dup_str(&c->cfg.tls_client_cert, cfg->tls_client_cert) ||
      dup_str(&c->cfg.tls_client_key, cfg->tls_client_key) ||
-     dup_str(&c->cfg.tls_ca_path, cfg->tls_ca_path)) {
+     dup_str(&c->cfg.tls_ca_path, cfg->tls_ca_path) ||
+     dup_str(&c->cfg.tls_ca_file, cfg->tls_ca_file)) {
     snprintf(errbuf, errlen, "out of memory");
     goto fail;
   }

@@ -45,6 +45,7 @@
 #define HAC_O_CLIENT_CERT 99
 #define HAC_O_CLIENT_KEY 107
 #define HAC_O_CA_PATH 97
+#define HAC_O_CA_FILE 102
 #define HAC_O_USERNAME 117
 #define HAC_O_PASSWORD 119
 #define HAC_O_AUTHMETHOD 109
@@ -97,6 +98,8 @@ typedef struct hac_config {
   long authmethod;             /* CURLAUTH_* bitmask */
   int64_t max_body_size;       /* bytes, > 0 */
   long max_connections;        /* per worker, > 0: more transfers queue */
+  const char *tls_ca_file;     /* NULL: none */
+  long tls_ca_cache;           /* s a worker keeps a loaded CA file, >= 0 */
 } hac_config;
 
 /*

@@ -10,6 +10,7 @@
  *   xfer.c      one transfer: admission, start, watchdog, restart,
  *               done/fail (onto the worker's finished list)
  *   easy.c      easy-handle pool, options per request shape
+ *   share.c     the worker's TLS session share, its default trust store
  *   capture.c   libcurl's header/body/debug/pre-request callbacks, the
  *               result (status, times, error text)
  *   mux.c       origins whose requests share HTTP/2 connections; it
@@ -260,6 +261,8 @@ struct hac_worker {
   CURL **pool;
   uint32_t *pool_shape;         /* of the last request on each pooled handle */
   struct curl_slist *no_expect; /* "Expect:", shared by bodies w/o headers */
+  CURLSH *share;                /* share.c: SSL sessions (libcurl < 8.12) */
+  bool ca_default_file;         /* libcurl has a default CA file */
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;
@@ -415,6 +418,11 @@ static inline bool hac_conn_broke(CURLcode rc)
     return false;
   }
 }
+
+/* ---- share.c ---- */
+int hac_share_init(struct hac_worker *w);
+void hac_share_fini(struct hac_worker *w);
+CURLcode hac_share_attach(struct hac_worker *w, CURL *e);
 
 /* ---- easy.c ---- */
 CURLcode hac_easy_attach(struct hac_worker *w, struct hac_req *r);

@@ -365,6 +365,7 @@ static void release_curl(struct hac_worker *w)
   if(w->multi)
     curl_multi_cleanup(w->multi); /* closes the cached connections */
   w->multi = NULL;
+  hac_share_fini(w); /* after the last handle that used it */
   curl_slist_free_all(w->no_expect); /* no handle refers to it any more */
   w->no_expect = NULL;
 }
@@ -392,7 +393,7 @@ int hac_worker_start(struct hac_worker *w)
   if(!w->loop)
     return -1;
   w->multi = curl_multi_init();
-  if(!w->multi)
+  if(!w->multi || hac_share_init(w))
     return -1;
   if(hac_table_init(w, (size_t)w->c->cfg.hash_size))
     return -1;

@@ -98,7 +98,19 @@ ROWS: tuple[Opt, ...] = (
         cfg="tls_client_key", key="HAC_O_CLIENT_KEY", doc="its key"),
     Opt("tls_ca_path", "tls_ca_path", None, check_path, path_text,
         cfg="tls_ca_path", key="HAC_O_CA_PATH",
-        doc="CA directory (`openssl rehash`ed), `CURLOPT_CAPATH`"),
+        doc="CA directory (`openssl rehash`ed), `CURLOPT_CAPATH`; naming a CA file or "
+            "directory trusts those alone, not also the system's store"),
+    Opt("tls_ca_file", "tls_ca_file", None, check_path, path_text,
+        cfg="tls_ca_file", key="HAC_O_CA_FILE", attribute=False, since="ours",
+        doc="CA bundle file (PEM), `CURLOPT_CAINFO`; loaded once per worker and kept "
+            "`tls_ca_cache` seconds. With neither this nor `tls_ca_path`, libcurl's "
+            "default bundle file alone (Debian: /etc/ssl/certs/ca-certificates.crt), "
+            "also kept"),
+    Opt("tls_ca_cache", None, 60, check_nonneg, cfg="tls_ca_cache", attribute=False,
+        since="ours",
+        doc="s a worker keeps a loaded CA file before reading it again "
+            "(`CURLOPT_CA_CACHE_TIMEOUT`): how long a replaced file goes unnoticed by "
+            "new connections; 0 reads it for every handshake"),
     Opt("curl_follow_redirect", "follow_redirect", 0, check_flag, check_flag,
         cfg="follow_redirect", key="HAC_O_FOLLOW", since="5.x",
         doc="follow redirects: http/https targets only, at most `max_redirects`"),
@@ -183,6 +195,7 @@ class QueryOptions(TypedDict, total=False):
     tls_client_cert: PathArg
     tls_client_key: PathArg
     tls_ca_path: PathArg
+    tls_ca_file: PathArg
     follow_redirect: int | None
     keepalive: int | None
     ka_idle: int | None
@@ -208,6 +221,8 @@ class ClientParams(TypedDict, total=False):
     tls_client_cert: PathArg
     tls_client_key: PathArg
     tls_ca_path: PathArg
+    tls_ca_file: PathArg
+    tls_ca_cache: int
     curl_follow_redirect: int
     tcp_keepalive: int
     tcp_ka_idle: int
