@@ -1,19 +1,22 @@
 """Benchmark harness: our client against Python peers and two ceilings.
 
 usage: bench.py [--quick] [--rounds N] [--seconds S] [--workloads a,b]
-                [--clients a,b] [--out DIR] [--no-png]
+                [--clients a,b] [--out DIR] [--no-png] [--plot-only]
 
 Servers (harness.py) run on core 0: nginx with one worker, and for the
 10 ms delay workload a small asyncio server (nginx-light has no echo
 module).  Every client run is a separate process pinned to core 1
-(``taskset -c 1``): runner.py for the Python clients, bench/.build/ceiling
-(C: libcurl + libev, no Python) and wrk.
+(``taskset -c 1``): runner.py for the Python clients, the C ceiling
+(libcurl + libev, no Python; one build per libcurl) and wrk.  What runs is
+in specs.py (workloads, client variants), the report in report.py.
 
 Rounds are interleaved (round 1 runs every client once per workload, then
 round 2, ...; the client order rotates each round) and the table shows the
-median over rounds of requests/s and of p50/p99 latency, with each client's
-requests/s as a ratio to ours (completions() with workers=1 = 1.00) in the
-same run.  Results go to results/latest.json and results/latest.png.
+median over rounds of requests/s, p50/p99 latency and CPU time per request
+of the client process (all threads), with the libcurl version each client
+ran on and its requests/s as a ratio to ours (completions() with
+workers=1 = 1.00) in the same run, then issue #12's targets checked
+against the run.  Results go to results/latest.json and results/latest.png.
 """
 
 from __future__ import annotations

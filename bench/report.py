@@ -68,7 +68,13 @@ def table(summary: dict[str, dict[str, Any]], workloads: list[Workload],
     """The printed table: one group of rows per workload.  CPU us = CPU time
     of the client process (all its threads) per completed request."""
     lines: list[str] = []
-    notes: list[str] = []
+    # (workload, text) -> clients: one line per note however many rows share it
+    notes: dict[tuple[str, str], list[str]] = {}
+
+    def note(w: str, c: str, text: str) -> None:
+        if not text.startswith("skipped: unavailable earlier"):  # said once already
+            notes.setdefault((w, text), []).append(c)
+
     for w in workloads:
         lines.append("")
         lines.append(f"== {w.title}  [{w.key}: {w.server} {w.path}]")
@@ -81,7 +87,7 @@ def table(summary: dict[str, dict[str, Any]], workloads: list[Workload],
                 why = (row.get("failures") or ["not run"])[0]
                 lines.append(f"{c.label:<38} {'n/a':>8} {'n/a':>9} {'n/a':>7} {'n/a':>8} {'n/a':>8} "
                              f"{'n/a':>7} {'':>7} {row['rounds']}/{row['attempts']:<4}")
-                notes.append(f"{w.key} / {c.key}: {why[:200]}")
+                note(w.key, c.key, why[:200])
                 continue
             ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}"
             lines.append(
@@ -90,13 +96,13 @@ def table(summary: dict[str, dict[str, Any]], workloads: list[Workload],
                 f"{row['errors']:>7} {row['rounds']}/{row['attempts']:<4}"
             )
             for n in row.get("notes", []):
-                notes.append(f"{w.key} / {c.key}: {n}")
+                note(w.key, c.key, n)
             for f in row.get("failures", []):
-                notes.append(f"{w.key} / {c.key} (some rounds): {f[:200]}")
+                note(w.key, c.key + " (some rounds)", f[:200])
     if notes:
         lines.append("")
         lines.append("notes:")
-        lines += [f"  - {n}" for n in notes]
+        lines += [f"  - {w} / {', '.join(cs)}: {text}" for (w, text), cs in notes.items()]
     return "\n".join(lines)
 
 

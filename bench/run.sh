@@ -10,7 +10,7 @@
 #   bash bench/run.sh --quick   smoke run: 1 round, 0.5 s per run (< 3 min once installed)
 #   bash bench/run.sh           full run: 3 interleaved rounds, 3 s per run, then
 #                               the 100,000-request check (many.py) and the
-#                               micro-benchmarks (test_micro.py); ~25 min
+#                               micro-benchmarks (test_micro.py); ~30 min
 #
 # Any other option goes to bench.py (--rounds, --seconds, --workloads, --clients,
 # --no-png).  BENCH_MANY=0 / BENCH_MICRO=0 skip those steps of the full run.
