@@ -13,7 +13,8 @@
 #                               micro-benchmarks (test_micro.py); ~30 min
 #
 # Any other option goes to bench.py (--rounds, --seconds, --workloads, --clients,
-# --no-png).  BENCH_MANY=0 / BENCH_MICRO=0 skip those steps of the full run.
+# --no-png).  BENCH_MANY=0 / BENCH_MICRO=0 skip those steps of the full run;
+# a run given --workloads or --clients skips them too.
 # Results: bench/results/latest.json, latest.png, many.json.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,9 +28,12 @@ APT_PKGS=(nginx-light wrk gcc pkg-config libcurl4-openssl-dev libev-dev libssl-d
           util-linux python3-venv python3-dev)
 PEERS=(pycurl aiohttp uvloop httpx curl_cffi pyreqwest matplotlib pytest pytest-benchmark)
 
-quick=0
+quick=0 subset=0
 for arg in "$@"; do
-  [ "$arg" = "--quick" ] && quick=1
+  case "$arg" in
+    --quick) quick=1 ;;
+    --workloads*|--clients*|--plot-only) subset=1 ;;  # many.py / test_micro.py only in a whole run
+  esac
 done
 
 log() { echo "bench/run.sh: $*" >&2; }
@@ -158,7 +162,7 @@ fi
 cd "$HERE"
 status=0
 "$VENV/bin/python" bench.py "$@" || status=$?
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$subset" = 0 ]; then
   if [ "${BENCH_MANY:-1}" != 0 ]; then
     echo
     log "100,000 queries at once (many.py)"
