@@ -2,11 +2,14 @@
  * ceiling.c - the design's ceiling: the same libcurl driven by libev with
  * curl_multi_socket_action, no Python.  Keeps CONC transfers in flight
  * until N are done (or SECONDS pass) and prints one JSON line:
- *   {"requests":..,"errors":..,"seconds":..,"rps":..,"p50_us":..,"p99_us":..}
+ *   {"requests":..,"errors":..,"seconds":..,"rps":..,"p50_us":..,"p99_us":..,
+ *    "cpu_us":..,"libcurl":".."}
+ * cpu_us: CPU time of the process (CLOCK_PROCESS_CPUTIME_ID) over the
+ * measured loop, per request; libcurl: the version it runs on.
  *
  * usage: ceiling URL N CONC [SECONDS] [POST_BYTES]
  * environment: CEILING_INSECURE=1 turns TLS verification off (self-signed
- * benchmark certificate).
+ * benchmark certificate); CEILING_CAFILE=PEM verifies against that CA.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -35,12 +38,18 @@ static double deadline, *lat;
 static char *post;
 static long post_len;
 static int insecure;
+static const char *cafile;
+
+static double clock_s(clockid_t id)
+{
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static double now(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return clock_s(CLOCK_MONOTONIC);
 }
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
@@ -62,6 +71,8 @@ static void start(struct xfer *x)
     curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+  else if(cafile)
+    curl_easy_setopt(x->easy, CURLOPT_CAINFO, cafile);
   if(post) {
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, post_len);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, post);
@@ -165,7 +176,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
   long i;
-  double t0;
+  double t0, cpu0;
   double secs = 30;
   struct xfer *xs;
   if(argc < 4) {
@@ -174,6 +185,7 @@ int main(int argc, char **argv)
   }
   url = argv[1];
   insecure = getenv("CEILING_INSECURE") && *getenv("CEILING_INSECURE") == '1';
+  cafile = getenv("CEILING_CAFILE");
   total = atol(argv[2]);
   conc = atol(argv[3]);
   if(argc > 4)
@@ -200,6 +212,7 @@ int main(int argc, char **argv)
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
   ev_init(&timer, timer_cb);
+  cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
   t0 = now();
   deadline = t0 + secs;
   for(i = 0; i < conc; i++) {
@@ -208,12 +221,16 @@ int main(int argc, char **argv)
   }
   ev_run(loop, 0);
   t0 = now() - t0;
+  cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
   qsort(lat, (size_t)done, sizeof(*lat), cmp);
   printf("{\"requests\": %ld, \"errors\": %ld, \"seconds\": %.4f, "
-         "\"rps\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+         "\"rps\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+         "\"cpu_us\": %.2f, \"libcurl\": \"%s\"}\n",
          done, errors, t0, (double)done / t0,
          done ? lat[done / 2] * 1e6 : 0.0,
-         done ? lat[(long)((double)(done - 1) * 0.99)] * 1e6 : 0.0);
+         done ? lat[(long)((double)(done - 1) * 0.99)] * 1e6 : 0.0,
+         done ? cpu0 * 1e6 / (double)done : 0.0,
+         curl_version_info(CURLVERSION_NOW)->version);
   for(i = 0; i < conc; i++)
     curl_easy_cleanup(xs[i].easy);
   curl_multi_cleanup(multi);

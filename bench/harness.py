@@ -13,9 +13,12 @@ nginx (one worker, ``worker_cpu_affinity``, access log off, keep-alive for
 - ``/64k``   a 64 KiB static file
 
 on a cleartext HTTP/1.1 port, an HTTPS port (HTTP/1.1 only: no ``http2`` on
-the listener, so every client speaks HTTP/1.1 over TLS), an HTTPS port with
-HTTP/2 (ALPN h2, up to 1000 streams per connection, used by ``many.py``)
-and an h2c port (HTTP/2 with prior knowledge).
+the listener, so every client speaks HTTP/1.1 over TLS), a second HTTPS
+port with ``keepalive_timeout 0`` (nginx closes every connection after its
+reply: a new TLS connection per request), an HTTPS port with HTTP/2 (ALPN
+h2, up to 1000 streams per connection, used by ``many.py``) and an h2c port
+(HTTP/2 with prior knowledge).  Clients that verify get the throw-away CA
+as a PEM file (``ca_file``) or a hashed directory (``ca_dir``).
 
 nginx-light has no echo module, so the slow endpoint is ``slow_server.py``:
 a small asyncio server (uvloop when importable) pinned to core 0 that
@@ -99,6 +102,18 @@ http {{
         location = /post {{ return 200 "ok"; }}
         location = /64k {{ }}
     }}
+
+    # a new TLS connection per request: nginx closes after each reply
+    server {{
+        listen {host}:{https_close_port} ssl backlog=4096;
+        keepalive_timeout 0;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_session_cache shared:bench:1m;
+        root {d}/www;
+
+        location = / {{ return 200 "ok"; }}
+    }}
 }}
 """
 
@@ -149,6 +164,9 @@ class Servers:
     h2c_port: int = 0
     h2_port: int = 0
     slow_port: int = 0
+    https_close_port: int = 0
+    ca_file: Path | None = None  # the CA of the server certificate, PEM
+    ca_dir: Path | None = None  # the same CA in a hashed directory (CAPATH)
     _nginx: NginxProcess | None = None
     _slow: subprocess.Popen[bytes] | None = None
     _own_dir: bool = False
@@ -160,6 +178,11 @@ class Servers:
     @property
     def https(self) -> str:
         return f"https://{HOST}:{self.https_port}"
+
+    @property
+    def https_close(self) -> str:
+        """HTTPS with keepalive_timeout 0: one request per connection."""
+        return f"https://{HOST}:{self.https_close_port}"
 
     @property
     def h2c(self) -> str:
@@ -189,8 +212,9 @@ class Servers:
         os.chmod(www / "64k", 0o644)
         pki = make_certs(d / "pki")
         cert, key = pki.server_cert, pki.server_key
+        self.ca_file, self.ca_dir = pki.ca_cert, pki.capath
         (self.http_port, self.https_port, self.h2c_port, self.h2_port,
-         self.slow_port) = free_ports(5)
+         self.slow_port, self.https_close_port) = free_ports(6)
         affinity = "1" if pinning_available() else "auto"
         import resource
 
@@ -199,12 +223,14 @@ class Servers:
             nofile = 1_048_576
         conf = _NGINX_CONF.format(
             d=d, host=HOST, http_port=self.http_port, https_port=self.https_port,
-            h2c_port=self.h2c_port, h2_port=self.h2_port, cert=cert, key=key, affinity=affinity,
+            h2c_port=self.h2c_port, h2_port=self.h2_port, https_close_port=self.https_close_port,
+            cert=cert, key=key, affinity=affinity,
             nofile=nofile, conns=max(1024, min(65000, nofile - 64)),
         )
         self._nginx = NginxProcess(d, self.nginx, wrap=lambda argv: pinned(SERVER_CORE, argv))
         try:
-            self._nginx.start(conf, [self.http_port, self.https_port, self.h2c_port, self.h2_port])
+            self._nginx.start(conf, [self.http_port, self.https_port, self.h2c_port, self.h2_port,
+                                     self.https_close_port])
         except NginxError as exc:
             raise ServerError(str(exc)) from None
         if slow:

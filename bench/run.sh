@@ -2,16 +2,19 @@
 # bench/run.sh [--quick] [bench.py options]
 #
 # One command, fresh Debian 12 machine, as root: installs what the benchmarks
-# need (apt packages, the bench-only venv bench/.venv with this package and
-# the peers), builds the C ceiling, then runs bench/bench.py.
+# need (libcurl 8 as the system's libcurl, Debian's own 7.88 in a private
+# prefix, apt packages, the bench-only venv bench/.venv with this package
+# built on each libcurl and the peers), builds the C ceiling on each libcurl,
+# then runs bench/bench.py.
 #
-#   bash bench/run.sh --quick   smoke run: 1 round, 0.5 s per run (< 2 min once installed)
+#   bash bench/run.sh --quick   smoke run: 1 round, 0.5 s per run (< 3 min once installed)
 #   bash bench/run.sh           full run: 3 interleaved rounds, 3 s per run, then
 #                               the 100,000-request check (many.py) and the
-#                               micro-benchmarks (test_micro.py); ~20 min
+#                               micro-benchmarks (test_micro.py); ~30 min
 #
 # Any other option goes to bench.py (--rounds, --seconds, --workloads, --clients,
-# --no-png).  BENCH_MANY=0 / BENCH_MICRO=0 skip those steps of the full run.
+# --no-png).  BENCH_MANY=0 / BENCH_MICRO=0 skip those steps of the full run;
+# a run given --workloads or --clients skips them too.
 # Results: bench/results/latest.json, latest.png, many.json.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,16 +23,33 @@ cd "$ROOT"
 
 PY=${PYTHON:-python3}
 VENV=$HERE/.venv
+BUILD=$HERE/.build
 APT_PKGS=(nginx-light wrk gcc pkg-config libcurl4-openssl-dev libev-dev libssl-dev openssl
           util-linux python3-venv python3-dev)
 PEERS=(pycurl aiohttp uvloop httpx curl_cffi pyreqwest matplotlib pytest pytest-benchmark)
 
-quick=0
+quick=0 subset=0
 for arg in "$@"; do
-  [ "$arg" = "--quick" ] && quick=1
+  case "$arg" in
+    --quick) quick=1 ;;
+    --workloads*|--clients*|--plot-only) subset=1 ;;  # many.py / test_micro.py only in a whole run
+  esac
 done
 
 log() { echo "bench/run.sh: $*" >&2; }
+
+# ---- libcurl: 8.x as the system's (on Debian 12 from bookworm-backports),
+# and Debian's own 7.88 unpacked in a private prefix for the *-curl7 rows
+bash tools/libcurl.sh ensure8 || log "could not install libcurl 8: rows run on the system's libcurl"
+CURL7=$ROOT/.deps/curl-7.88
+bash tools/libcurl.sh private "$CURL7" || log "no private libcurl 7.88: its rows will say n/a"
+CURL7_INC= CURL7_LIB=
+if [ -d "$CURL7/usr" ]; then
+  h=$(find -L "$CURL7/usr/include" -path '*/curl/curl.h' 2>/dev/null | head -1)
+  l=$(find -L "$CURL7/usr/lib" -name libcurl.so 2>/dev/null | head -1)
+  [ -n "$h" ] && CURL7_INC=$(dirname "$(dirname "$h")")
+  [ -n "$l" ] && CURL7_LIB=$(dirname "$l")
+fi
 
 # ---- apt ---------------------------------------------------------------
 missing=()
@@ -69,27 +89,80 @@ if [ ! -f "$VENV/.peers-ok" ]; then
     done
   fi
 fi
-# pycurl built from source against Debian's libcurl (the one our core uses),
-# beside the PyPI wheel (which bundles its own, newer libcurl)
-if [ ! -d "$VENV/pycurl-syslib/pycurl" ]; then
-  log "building pycurl against the system libcurl"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-binary pycurl --no-deps \
-    --target "$VENV/pycurl-syslib" pycurl >/dev/null 2>&1 \
-    || log "could not build pycurl against the system libcurl (its rows will say n/a)"
+
+# pycurl from source into TARGET (put on PYTHONPATH by its rows), beside the
+# PyPI wheel (which bundles its own, newer libcurl); pycurl's setup.py takes
+# its flags from curl-config ($PYCURL_CURL_CONFIG when set)
+build_pycurl() {  # build_pycurl TARGET [CURL_CONFIG]
+  local target=$1 cfg=${2:-}
+  [ -d "$target/pycurl" ] && return 0
+  log "building pycurl into ${target#"$ROOT"/}${cfg:+ with $cfg}"
+  if ! env ${cfg:+PYCURL_CURL_CONFIG="$cfg"} "$VENV/bin/python" -m pip install \
+      --disable-pip-version-check -q --no-binary pycurl --no-deps --no-cache-dir \
+      --target "$target" pycurl >"$target.log" 2>&1; then
+    rm -rf "$target"
+    log "could not build pycurl into $target (its rows say n/a; see $target.log)"
+  fi
+}
+mkdir -p "$BUILD"
+build_pycurl "$VENV/pycurl-syslib"
+if [ -n "$CURL7_INC" ] && [ -n "$CURL7_LIB" ]; then
+  # 7.88's own curl-config has prefix=/usr baked in (it would hand out the
+  # system's 8.x): this one gives the private prefix's -I/-L and an rpath
+  cat > "$BUILD/curl7-config" <<EOF
+#!/bin/sh
+# curl-config for the private libcurl in $CURL7 (written by bench/run.sh)
+case "\$1" in
+  --cflags) echo "-I$CURL7_INC" ;;
+  --libs|--static-libs) echo "-L$CURL7_LIB -Wl,-rpath,$CURL7_LIB -Wl,--enable-new-dtags -lcurl" ;;
+  --prefix) echo "$CURL7/usr" ;;
+  *) exec sh "$CURL7/usr/bin/curl-config" "\$@" ;;
+esac
+EOF
+  chmod +x "$BUILD/curl7-config"
+  build_pycurl "$VENV/pycurl-curl7" "$BUILD/curl7-config"
+
+  # this package built against the private 7.88 (HAC_CURL_PREFIX) from a
+  # clean copy of the tracked files (setuptools would reuse the objects of
+  # the system build), into a directory its rows put first on PYTHONPATH
+  hac7=$VENV/hac-curl7
+  if [ "$(cat "$hac7/.hac-stamp" 2>/dev/null)" != "$stamp" ] || [ ! -d "$hac7/http_async_client" ]; then
+    log "installing http_async_client built against libcurl 7.88 into ${hac7#"$ROOT"/}"
+    src=$(mktemp -d)
+    git ls-files -z | xargs -0 cp --parents -t "$src"
+    rm -rf "$hac7"
+    if (cd "$src" && HAC_CURL_PREFIX="$CURL7" "$VENV/bin/python" -m pip install \
+          --disable-pip-version-check -q --no-cache-dir --no-deps --target "$hac7" . >"$hac7.log" 2>&1); then
+      echo "$stamp" > "$hac7/.hac-stamp"
+    else
+      rm -rf "$hac7"
+      log "could not build http_async_client on libcurl 7.88 (its rows say n/a; see $hac7.log)"
+    fi
+    rm -rf "$src"
+  fi
 fi
 
-# ---- the C ceiling -----------------------------------------------------
-mkdir -p "$HERE/.build"
-if [ ! -x "$HERE/.build/ceiling" ] || [ "$HERE/ceiling.c" -nt "$HERE/.build/ceiling" ]; then
-  log "building bench/.build/ceiling"
-  gcc -std=c11 -O2 -o "$HERE/.build/ceiling" "$HERE/ceiling.c" -lcurl -lev
+# ---- the C ceiling, on each libcurl -------------------------------------
+build_ceiling() {  # build_ceiling OUT [gcc flags...]
+  local out=$1
+  shift
+  if [ ! -x "$out" ] || [ "$HERE/ceiling.c" -nt "$out" ]; then
+    log "building ${out#"$ROOT"/}"
+    gcc -std=c11 -O2 -Wall -Wextra -o "$out" "$HERE/ceiling.c" "$@" -lcurl -lev \
+      || log "could not build $out (its rows say n/a)"
+  fi
+}
+build_ceiling "$BUILD/ceiling"
+if [ -n "$CURL7_INC" ] && [ -n "$CURL7_LIB" ]; then
+  build_ceiling "$BUILD/ceiling-curl7" -I"$CURL7_INC" -L"$CURL7_LIB" \
+    -Wl,-rpath,"$CURL7_LIB" -Wl,--enable-new-dtags
 fi
 
 # ---- run ---------------------------------------------------------------
 cd "$HERE"
 status=0
 "$VENV/bin/python" bench.py "$@" || status=$?
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$subset" = 0 ]; then
   if [ "${BENCH_MANY:-1}" != 0 ]; then
     echo
     log "100,000 queries at once (many.py)"

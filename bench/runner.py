@@ -4,7 +4,8 @@ loops, connection pools, libcurl's global init, allocator) leaks between
 runs.
 
 usage: runner.py CLIENT URL [--body-bytes B] [--expect-bytes E]
-                 [--requests N] [--concurrency C] [--seconds S] [--insecure]
+                 [--requests N] [--concurrency C] [--seconds S]
+                 [--insecure | --cafile PEM [--capath DIR]]
 
 Every runner keeps C requests in flight until N are done or S seconds have
 passed (no new request starts after that; those in flight finish), and
@@ -12,9 +13,13 @@ measures each request from just before it is submitted to when its reply
 (status and whole body) is in Python's hands.  A reply counts as an error
 unless its status is 200 and its body has E bytes.  Output:
 
-  {"requests": .., "errors": .., "seconds": .., "rps": .., "p50_us": .., "p99_us": ..}
+  {"requests": .., "errors": .., "seconds": .., "rps": .., "p50_us": .., "p99_us": ..,
+   "cpu_us": .., "libcurl": ..}
 
-``rps`` counts good replies only.  Exit status 3 with {"error": ...} means
+``rps`` counts good replies only; ``cpu_us`` is the CPU time of this
+process, all its threads (CLOCK_PROCESS_CPUTIME_ID), over the measured
+window, per request; ``libcurl`` the version the client library runs on
+("-" for clients without libcurl).  Exit status 3 with {"error": ...} means
 the client library is not importable (bench.py then skips it); 1 means the
 run failed.
 """
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +56,11 @@ class Load:
         self.conc: int = max(1, min(a.concurrency, self.total))
         self.seconds: float = a.seconds
         self.insecure: bool = a.insecure
+        self.cafile: str | None = a.cafile
+        self.capath: str | None = a.capath
+        self.libcurl = "-"
+        self.cpu0 = 0
+        self.cpu_ns = 0
         self.lat: list[int] = []
         self.errors = 0
         self.t0 = 0.0
@@ -57,11 +69,20 @@ class Load:
         self.note = ""
 
     def begin(self) -> None:
+        self.cpu0 = time.process_time_ns()
         self.t0 = time.perf_counter()
         self.deadline = self.t0 + self.seconds
 
     def end(self) -> None:
         self.elapsed = time.perf_counter() - self.t0
+        self.cpu_ns = time.process_time_ns() - self.cpu0
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """For the asyncio peers: False (no verification) or a context
+        that trusts the bench's CA file."""
+        if self.insecure or self.cafile is None:
+            return False
+        return ssl.create_default_context(cafile=self.cafile)
 
     def tickets(self) -> Iterator[int]:
         """Shared bounded iterator: one item per request still allowed."""
@@ -85,6 +106,8 @@ class Load:
             "rps": round(ok / self.elapsed, 1) if self.elapsed > 0 else 0.0,
             "p50_us": round(pct(0.50), 1),
             "p99_us": round(pct(0.99), 1),
+            "cpu_us": round(self.cpu_ns / 1000.0 / n, 2) if n else None,
+            "libcurl": self.libcurl,
         }
         if self.note:
             out["note"] = self.note
@@ -136,18 +159,29 @@ async def drive(load: Load, one: Callable[[], Awaitable[bool]]) -> None:
 
 
 # ----------------------------------------------------------------- ours
+# the CA-file option of our Client, first name that exists wins (the core
+# had only tls_ca_path, a hashed directory, until issue #12)
+CA_FILE_PARAMS = ("tls_ca_file", "tls_ca_info", "tls_cainfo")
+
+
 def _our_client(load: Load, workers: int) -> Any:
     try:
         import http_async_client as hac
     except ImportError as exc:
         raise Unavailable(f"http_async_client: {exc}") from exc
+    load.libcurl = hac.curl_version()
     verify = 0 if load.insecure else 1
-    return hac.Client(
-        workers=workers,
-        connection_timeout=10000,
-        tls_verify_host=2 if verify else 0,
-        tls_verify_peer=verify,
-    )
+    base: dict[str, Any] = {"workers": workers, "connection_timeout": 10000,
+                            "tls_verify_host": 2 if verify else 0, "tls_verify_peer": verify}
+    if not verify or load.cafile is None:
+        return hac.Client(**base)
+    for name in CA_FILE_PARAMS:
+        try:
+            return hac.Client(**{**base, name: load.cafile})
+        except TypeError:  # no such parameter in this version
+            continue
+    load.note = "CA given as a hashed tls_ca_path directory (no CA-file parameter)"
+    return hac.Client(**base, tls_ca_path=load.capath)
 
 
 def ours_cq(load: Load, workers: int) -> None:
@@ -172,6 +206,82 @@ def ours_cq(load: Load, workers: int) -> None:
                 t = perf_ns()
                 starts[query(url, body).id] = t
                 sent += 1
+        load.end()
+        load.errors = errors
+
+
+# ---- the batch API (issue #12 item 4), whichever form the client has.
+# Submit: client.query_many(list) or a ``with client.batch():`` block;
+# completions: client.completions(batch=True) yielding lists.  Adapt here
+# when the names settle; with neither, the row reports n/a.
+def _batch_submit(client: Any, url: str, body: bytes | None) -> tuple[str, Callable[[int], list[int]]]:
+    """(name of the API used, submit(n) -> the ids of n new queries)."""
+    query = client.query
+
+    def ids(pendings: Any) -> list[int]:
+        return [getattr(q, "id", q) for q in pendings]
+
+    if hasattr(client, "query_many"):
+        qm = client.query_many
+        item: Any = url if body is None else (url, body)
+        return "query_many", lambda n: ids(qm([item] * n))
+    if hasattr(client, "batch"):
+        def in_block(n: int) -> list[int]:
+            with client.batch():
+                return [query(url, body).id for _ in range(n)]
+        return "batch()", in_block
+    return "", lambda n: [query(url, body).id for _ in range(n)]
+
+
+def _batch_completions(client: Any) -> tuple[str, Callable[[], Iterator[list[Any]]]]:
+    """(name of the API used, a generator of lists of replies)."""
+    try:
+        params = inspect.signature(client.completions).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "batch" in params:
+        return "completions(batch=True)", lambda: client.completions(batch=True)
+
+    def one_by_one() -> Iterator[list[Any]]:
+        for r in client.completions():
+            yield [r]
+    return "", one_by_one
+
+
+def ours_cq_batch(load: Load, workers: int) -> None:
+    """Completion queue through the batch API: each batch of completions
+    is resubmitted with one batch submit."""
+    client = _our_client(load, workers)
+    with client:
+        url, body, expect = load.url, load.body, load.expect
+        sub_name, submit = _batch_submit(client, url, body)
+        done_name, batches = _batch_completions(client)
+        if not sub_name and not done_name:
+            raise Unavailable("no batch API (query_many / batch() / completions(batch=True))")
+        load.note = " + ".join(n for n in (sub_name, done_name) if n)
+        starts: dict[int, int] = {}
+        lat = load.lat
+        errors = 0
+        load.begin()
+        deadline = load.deadline
+        t = perf_ns()
+        for i in submit(load.conc):
+            starts[i] = t
+        sent = load.conc
+        for replies in batches():
+            now = perf_ns()
+            for r in replies:
+                lat.append(now - starts.pop(r.id))
+                if not (r.ok and r.status == 200 and len(r.body) == expect):
+                    errors += 1
+            n = min(len(replies), load.total - sent)
+            if n > 0 and time.perf_counter() < deadline:
+                t = perf_ns()
+                for i in submit(n):
+                    starts[i] = t
+                sent += n
+            elif not starts:
+                break
         load.end()
         load.errors = errors
 
@@ -250,6 +360,7 @@ def pycurl_multi(load: Load) -> None:
         import pycurl
     except ImportError as exc:
         raise Unavailable(f"pycurl: {exc}") from exc
+    load.libcurl = pycurl.version_info()[1]
     m = pycurl.CurlMulti()
     handles: list[Any] = []
     bufs: dict[Any, io.BytesIO] = {}
@@ -267,6 +378,8 @@ def pycurl_multi(load: Load) -> None:
         if load.insecure:
             c.setopt(pycurl.SSL_VERIFYPEER, 0)
             c.setopt(pycurl.SSL_VERIFYHOST, 0)
+        elif load.cafile:
+            c.setopt(pycurl.CAINFO, load.cafile)
         handles.append(c)
         bufs[c] = buf
     lat = load.lat
@@ -334,7 +447,7 @@ def aiohttp_run(load: Load, uv: bool) -> None:
         raise Unavailable(f"aiohttp: {exc}") from exc
 
     async def main() -> None:
-        conn = aiohttp.TCPConnector(limit=load.conc, ssl=False if load.insecure else True)
+        conn = aiohttp.TCPConnector(limit=load.conc, ssl=load.ssl_context())
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
             url, body = load.url, load.body
@@ -362,7 +475,7 @@ def httpx_run(load: Load) -> None:
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=load.conc, max_keepalive_connections=load.conc)
-        async with httpx.AsyncClient(limits=limits, verify=not load.insecure, timeout=10.0) as c:
+        async with httpx.AsyncClient(limits=limits, verify=load.ssl_context(), timeout=10.0) as c:
             url, body = load.url, load.body
 
             async def one() -> bool:
@@ -377,12 +490,15 @@ def httpx_run(load: Load) -> None:
 def curl_cffi_run(load: Load) -> None:
     """curl_cffi AsyncSession (max_clients = C)."""
     try:
+        import curl_cffi
         from curl_cffi.requests import AsyncSession
     except ImportError as exc:
         raise Unavailable(f"curl_cffi: {exc}") from exc
+    load.libcurl = str(getattr(curl_cffi, "__curl_version__", "?")).split()[0].partition("/")[2].partition("-")[0]
+    verify: Any = False if load.insecure or not load.cafile else load.cafile  # bool or CA path
 
     async def main() -> None:
-        async with AsyncSession(max_clients=load.conc, verify=not load.insecure, timeout=10) as s:
+        async with AsyncSession(max_clients=load.conc, verify=verify, timeout=10) as s:
             url, body = load.url, load.body
 
             async def one() -> bool:
@@ -407,6 +523,9 @@ def pyreqwest_run(load: Load) -> None:
         builder = ClientBuilder().max_connections(load.conc).timeout(timedelta(seconds=10))
         if load.insecure:
             builder = builder.danger_accept_invalid_certs(True)
+        elif load.cafile:
+            with open(load.cafile, "rb") as f:
+                builder = builder.add_root_certificate_pem(f.read())
         async with builder.build() as c:
             url, body = load.url, load.body
 
@@ -426,13 +545,13 @@ def pyreqwest_run(load: Load) -> None:
 CLIENTS: dict[str, Callable[[Load], None]] = {
     "ours-cq-w1": lambda ld: ours_cq(ld, 1),
     "ours-cq-w2": lambda ld: ours_cq(ld, 2),
+    "ours-cq-batch": lambda ld: ours_cq_batch(ld, 1),
     "ours-aio-w1": lambda ld: ours_asyncio(ld, 1),
     "ours-aio-w2": lambda ld: ours_asyncio(ld, 2),
     "ours-aio-uv-w1": lambda ld: ours_asyncio(ld, 1, True),
     "ours-thr-w1": lambda ld: ours_threads(ld, 1),
     "ours-thr-w2": lambda ld: ours_threads(ld, 2),
     "pycurl-multi": pycurl_multi,
-    "pycurl-multi-sys": pycurl_multi,  # same loop; PYTHONPATH picks a pycurl built on Debian's libcurl
     "aiohttp": lambda ld: aiohttp_run(ld, False),
     "aiohttp-uvloop": lambda ld: aiohttp_run(ld, True),
     "httpx": httpx_run,
@@ -451,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--insecure", action="store_true", help="no TLS verification")
+    p.add_argument("--cafile", default=None, help="verify against this CA (PEM file)")
+    p.add_argument("--capath", default=None, help="the same CA as a hashed directory")
     a = p.parse_args(argv)
     if not a.url.startswith(("http://127.0.0.1", "https://127.0.0.1")):
         p.error("only 127.0.0.1 is a valid target")
