@@ -176,6 +176,40 @@ def ours_cq(load: Load, workers: int) -> None:
         load.errors = errors
 
 
+def ours_cq_batch(load: Load, workers: int) -> None:
+    """Completion queue in batches: ``completions(batch=True)`` hands out
+    every ready reply at once, ``query_many()`` resubmits as many with one
+    call into the core."""
+    client = _our_client(load, workers)
+    with client:
+        query_many, url, body, expect = client.query_many, load.url, load.body, load.expect
+        item: Any = url if body is None else (url, body)
+        starts: dict[int, int] = {}
+        lat = load.lat
+        total = load.total
+        errors = 0
+        load.begin()
+        deadline = load.deadline
+        t = perf_ns()
+        for h in query_many([item] * load.conc):
+            starts[h.id] = t
+        sent = load.conc
+        for batch in client.completions(batch=True):
+            now = perf_ns()
+            for r in batch:
+                lat.append(now - starts.pop(r.id))
+                if not (r.ok and r.status == 200 and len(r.body) == expect):
+                    errors += 1
+            if sent < total and time.perf_counter() < deadline:
+                k = min(len(batch), total - sent)
+                t = perf_ns()
+                for h in query_many([item] * k):
+                    starts[h.id] = t
+                sent += k
+        load.end()
+        load.errors = errors
+
+
 def ours_asyncio(load: Load, workers: int, uv: bool = False) -> None:
     """asyncio: C tasks, each awaiting ``client.query()`` in a loop (on
     uvloop's loop when ``uv``, as aiohttp's uvloop row)."""
@@ -426,6 +460,8 @@ def pyreqwest_run(load: Load) -> None:
 CLIENTS: dict[str, Callable[[Load], None]] = {
     "ours-cq-w1": lambda ld: ours_cq(ld, 1),
     "ours-cq-w2": lambda ld: ours_cq(ld, 2),
+    "ours-cqb-w1": lambda ld: ours_cq_batch(ld, 1),
+    "ours-cqb-w2": lambda ld: ours_cq_batch(ld, 2),
     "ours-aio-w1": lambda ld: ours_asyncio(ld, 1),
     "ours-aio-w2": lambda ld: ours_asyncio(ld, 2),
     "ours-aio-uv-w1": lambda ld: ours_asyncio(ld, 1, True),
