@@ -11,10 +11,17 @@ each measurement covers only the Python (and cffi) work named in the test:
   eventfd write that wakes it, and on a busy machine the context switch
   that may follow),
 - ``query()`` of a batch of 100 requests,
+- ``query_many()`` of 100 URLs (one blob, one call into the core), and
+  100 ``query()`` calls inside ``with client.batch():``,
 - ``_drain_c()`` of 256 finished replies (white-box: the core's results are
   turned into Reply objects; the test waits until ``completed_pending``
   reaches 256 first),
+- ``drain()`` of 256 finished replies (the drain above plus settling them
+  and handing them out as one list), and the same 256 taken one by one
+  through ``completions()``,
 - building one ``Reply`` from realistic arguments.
+
+Divide a batch's figure by its size for the per-request cost.
 """
 
 from __future__ import annotations
@@ -93,6 +100,69 @@ def test_submit_batch_100(benchmark: Any, client: hac.Client, url: str) -> None:
                        warmup_rounds=3)
     settle_all(client)
     benchmark.extra_info["per_request_note"] = f"divide by {BATCH} for one request"
+
+
+def test_query_many_100(benchmark: Any, client: hac.Client, url: str) -> None:
+    """client.query_many([url] * 100): one blob, one hac_submit."""
+    urls = [url] * BATCH
+    settle_all(client)
+    benchmark.pedantic(client.query_many, args=(urls,), setup=lambda: settle_all(client),
+                       rounds=200, iterations=1, warmup_rounds=3)
+    settle_all(client)
+    benchmark.extra_info["per_request_note"] = f"divide by {BATCH} for one request"
+
+
+def test_batch_block_100(benchmark: Any, client: hac.Client, url: str) -> None:
+    """100 client.query(url) calls inside ``with client.batch():``."""
+    query = client.query
+
+    def submit() -> None:
+        with client.batch():
+            for _ in range(BATCH):
+                query(url)
+
+    settle_all(client)
+    benchmark.pedantic(submit, setup=lambda: settle_all(client), rounds=200, iterations=1,
+                       warmup_rounds=3)
+    settle_all(client)
+    benchmark.extra_info["per_request_note"] = f"divide by {BATCH} for one request"
+
+
+def _finished(client: hac.Client, url: str) -> None:
+    """Setup: DRAIN queries finished in the core, not yet drained."""
+    settle_all(client)
+    client.query_many([url] * DRAIN)
+    wait_pending(client, DRAIN)
+
+
+def test_drain_list_256(benchmark: Any, client: hac.Client, url: str) -> None:
+    """client.drain(): 256 finished results drained, settled and handed
+    out as one list (no routes)."""
+    got: list[int] = []
+
+    def drain() -> None:
+        got.append(len(client.drain()))
+
+    benchmark.pedantic(drain, setup=lambda: _finished(client, url), rounds=100, iterations=1,
+                       warmup_rounds=2)
+    assert got and all(n == DRAIN for n in got)
+    benchmark.extra_info["per_request_note"] = f"divide by {DRAIN} for one reply"
+
+
+def test_completions_256(benchmark: Any, client: hac.Client, url: str) -> None:
+    """The same 256 through ``for r in client.completions()`` one by one."""
+    got: list[int] = []
+
+    def take() -> None:
+        n = 0
+        for _ in client.completions(timeout=10):
+            n += 1
+        got.append(n)
+
+    benchmark.pedantic(take, setup=lambda: _finished(client, url), rounds=100, iterations=1,
+                       warmup_rounds=2)
+    assert got and all(n == DRAIN for n in got)
+    benchmark.extra_info["per_request_note"] = f"divide by {DRAIN} for one reply"
 
 
 def test_drain_256(benchmark: Any, client: hac.Client, url: str) -> None:

@@ -11,6 +11,8 @@ from ._base import ClientBase
 from ._delivery import LOOP_DONE, ON_LOOP, QueryHandle
 from ._reply import Reply
 
+_running_loop = asyncio._get_running_loop
+
 class _Suspended(int):
     """The 0 that ``http_async_query`` returns inside a running event loop:
     awaiting it waits for the reply and its route without blocking the loop
@@ -92,22 +94,32 @@ class AsyncioMixin(ClientBase):
         loop.add_reader(self._fd, self._on_readable, loop)
 
     def _on_readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop's reader: drain one batch, settle it, and complete this
+        loop's share of it right here (other loops get theirs in one
+        callback each, see _settle)."""
         if self._drained:
             return
         replies = self._drain_c()
+        if not replies:
+            return
         with self._lock:
             local = self._settle(replies, loop)
             self._cv.notify_all()
-        # _complete_on_loop() inlined: this is the asyncio per-reply path
-        for h in local:
+        if local:
+            self._complete_batch(local)
+
+    def _complete_batch(self, batch: list[QueryHandle]) -> None:
+        """On the owning loop: for each handle, run the route, then resolve
+        the future (the awaiting task wakes in the loop's next pass)."""
+        run = self._run_route
+        for h in batch:
             if h._route is not None:
-                self._run_route(h)
+                run(h)
             h._state = LOOP_DONE  # loop_done
             fut = h._fut
-            reply = h._reply
-            if fut is not None and reply is not None and not fut.done():
-                if fut.get_loop() is loop:
-                    fut.set_result(reply)
+            if fut is not None and not fut.done():
+                if fut.get_loop() is _running_loop():
+                    fut.set_result(h._reply)  # type: ignore[arg-type]
                 else:
                     self._resolve_fut(h)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ._reply import Reply
@@ -45,6 +45,9 @@ class ClientBase:
     _loops: weakref.WeakSet[asyncio.AbstractEventLoop]
     _last_loop: weakref.ref[asyncio.AbstractEventLoop] | None
     _route_errors: int
+    _unsent: deque[bytes]
+    _armed: set[asyncio.AbstractEventLoop]
+    _batching: int
     _local: ThreadState
     _has_next: bool
 
@@ -58,9 +61,18 @@ class ClientBase:
     def _cancel(self, rid: int) -> bool:
         raise NotImplementedError
 
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def _answer_leftovers(self) -> None:
+        raise NotImplementedError
+
     # defined in _delivery
     def _settle(
-        self, replies: list[Reply], here: asyncio.AbstractEventLoop | None
+        self,
+        replies: list[Reply],
+        here: asyncio.AbstractEventLoop | None,
+        taken: list[QueryHandle] | None = None,
     ) -> list[QueryHandle]:
         raise NotImplementedError
 
@@ -78,6 +90,9 @@ class ClientBase:
         raise NotImplementedError
 
     def _resolve_fut(self, h: QueryHandle) -> None:
+        raise NotImplementedError
+
+    def _complete_batch(self, batch: list[QueryHandle]) -> None:
         raise NotImplementedError
 
     def _complete_on_loop(self, h: QueryHandle) -> None:

@@ -11,9 +11,9 @@ import logging
 import os
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar, Union, overload
 
 from ._aio import AsyncioMixin
 from ._base import Route, RouteArg
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("http_async_client")
 
 F = TypeVar("F", bound=Route)
+
+# an item of query_many(): a URL, (url, post_data), or query()'s arguments
+QueryItem = Union[str, "tuple[str, str | bytes | None]", Mapping[str, Any]]
 
 _M_POST = lib.HAC_M_POST
 _M_GET = lib.HAC_M_GET
@@ -96,6 +99,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._verbose = bool(verbose)
         self._ids = itertools.count(1)
         self._pending = {}
+        self._unsent = deque()  # wire blobs not yet handed to the core (_core._defer)
+        self._armed = set()
+        self._batching = 0
         # unclaimed replies in completion order, by id: result() and await
         # take theirs out in O(1)
         self._stream = OrderedDict()
@@ -227,51 +233,92 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
                     (_pack(rid, 0, _M_POST, _F_BODY, len(url_b), len(body_b), 0, 0), url_b, body_b)
                 )
             return self._send(rid, blob, url, url_b, fn, xdata)
-        if post_data is not None:
-            body: bytes | None = to_body(post_data)
-        else:
-            body = state.body if state is not None else None
-        if method is not None:
-            mcode = METHOD_CODES[check_method(method)]
-        elif state is not None and state.method is not None:
-            mcode = state.method
-        else:
-            mcode = _M_POST if body is not None else _M_GET
-        tmo = 0
-        if timeout is not None:
-            tmo = check_timeout("timeout", timeout)
-        elif state is not None and state.timeout is not None:
-            tmo = state.timeout
-        hdrs = headers_lines(headers) if headers is not None else []
-        opt_b = b""
-        if state is not None:
-            if state.headers:
-                hdrs = state.headers + hdrs
-            if state.opts or opts:
-                entries = dict(state.opts)
-                if opts:
-                    for name, value in opts.items():
-                        k, entry = encode_opt(name, value)
-                        entries[k] = entry
-                opt_b = b"".join(entries.values())
-        elif opts:
-            opt_b = b"".join(encode_opt(n, v)[1] for n, v in opts.items())
-        hdr_b = b"\0".join(hdrs) + b"\0" if hdrs else b""
-        if body is None:
-            body, flags = b"", 0
-        else:
-            flags = _F_BODY
         rid = next(self._ids)
-        blob = b"".join(
-            (
-                _pack(rid, tmo, mcode, flags, len(url_b), len(body), len(hdr_b), len(opt_b)),
-                url_b,
-                body,
-                hdr_b,
-                opt_b,
-            )
-        )
+        blob = _encode(rid, url_b, state, post_data, method, headers, timeout, opts)
         return self._send(rid, blob, url, url_b, fn, xdata)
+
+    def query_many(
+        self, items: Iterable[QueryItem], route: RouteArg = None
+    ) -> list[QueryHandle]:
+        """Send a batch of queries with one call into the core; never
+        blocks.  Each item is a URL, a ``(url, post_data)`` pair, or a
+        mapping of ``query()``'s arguments (``{"url": ..., "post_data":
+        ..., "route": ..., "method": ..., "headers": ...}``).  ``route`` is
+        the route of items that name none.  Returns one handle per item, in
+        order.  Every item is checked before anything is sent: on an error
+        nothing is.  The thread's next-query options (seed functions,
+        ``http_req``) are not used and stay for the next ``query()``."""
+        if self._closed:
+            self._check_open()
+        fn0 = route if route is None else self._resolve_route(route)
+        cache_get = _url_cache.get
+        ids = self._ids
+        parts: list[bytes] = []
+        made: list[tuple[int, str, Route | None, Any]] = []
+        add_part = parts.append
+        add_made = made.append
+        for item in items:
+            rid = next(ids)
+            if type(item) is str:
+                url_b = cache_get(item) or check_url(item)
+                add_part(_pack(rid, 0, _M_GET, 0, len(url_b), 0, 0, 0))
+                add_part(url_b)
+                add_made((rid, item, fn0, None))
+                continue
+            if isinstance(item, tuple):
+                if len(item) != 2:
+                    raise InvalidOptionType("a query_many() item tuple is (url, post_data)")
+                url, post_data = item
+                url_b = (type(url) is str and cache_get(url)) or check_url(url)
+                if post_data is None:
+                    add_part(_pack(rid, 0, _M_GET, 0, len(url_b), 0, 0, 0))
+                    add_part(url_b)
+                else:
+                    body_b = post_data if type(post_data) is bytes else to_body(post_data)
+                    add_part(_pack(rid, 0, _M_POST, _F_BODY, len(url_b), len(body_b), 0, 0))
+                    add_part(url_b)
+                    add_part(body_b)
+                add_made((rid, url if isinstance(url, str) else url_b.decode(), fn0, None))
+                continue
+            if not isinstance(item, Mapping):
+                raise InvalidOptionType(
+                    "a query_many() item is a URL, a (url, post_data) pair or a mapping, "
+                    f"not {type(item).__name__}"
+                )
+            kw: dict[str, Any] = dict(item)
+            try:
+                url = kw.pop("url")
+            except KeyError:
+                raise InvalidOptionType("a query_many() mapping needs a 'url'") from None
+            post_data = kw.pop("post_data", None)
+            fn = self._resolve_route(kw.pop("route")) if "route" in kw else fn0
+            method = kw.pop("method", None)
+            headers = kw.pop("headers", None)
+            timeout = kw.pop("timeout", None)
+            xdata = kw.pop("xdata", None)
+            opts: dict[str, object] | None = None
+            for name, value in kw.items():
+                if name not in QUERY_OPTS:
+                    raise TypeError(f"query_many() got an unexpected key {name!r}")
+                if value is not None:
+                    if opts is None:
+                        opts = {}
+                    opts[name] = value
+            url_b = (type(url) is str and cache_get(url)) or check_url(url)
+            add_part(_encode(rid, url_b, None, post_data, method, headers, timeout, opts))
+            add_made((rid, url if isinstance(url, str) else url_b.decode(), fn, xdata))
+        if not made:
+            return []
+        return self._send_many(made, b"".join(parts))
+
+    def batch(self) -> Batch:
+        """``with client.batch():`` the queries this thread issues inside
+        the block (``query()``, ``query_many()``, the seed functions that
+        do not wait) are buffered and handed to the core with one call when
+        the block ends, as one blob.  A call that waits on a buffered query
+        (``result()``, ``completions()``, ``drain()``...) or cancels one
+        sends the buffer first.  Blocks nest; the outermost sends."""
+        return Batch(self)
 
     # ------------------------------------------------------------ pumping
 
@@ -298,6 +345,8 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         _live.discard(self)
         if self._forked:
             return
+        if self._unsent:
+            self._flush()  # sent, then cancelled by hac_close: one reply each
         # hac_close() closes the fd: the running loop's reader goes first
         # (other loops' readers are removed on their own threads, later)
         running = asyncio._get_running_loop()
@@ -310,6 +359,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         replies = self._drain_c()
         with self._lock:
             local = self._settle(replies, None)
+            self._answer_leftovers()
             self._drained = True
             self._cv.notify_all()
         for h in local:  # pragma: no cover - settle(here=None) returns none
@@ -364,7 +414,83 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._forked = True
         self._closed = True
         self._drained = True
+        self._unsent = deque()
+        self._armed = set()
+        self._batching = 0
         self._new_sync()
+
+
+def _encode(
+    rid: int,
+    url_b: bytes,
+    state: NextQuery | None,
+    post_data: str | bytes | None,
+    method: str | None,
+    headers: HeadersArg,
+    timeout: int | None,
+    opts: dict[str, object] | None,
+) -> bytes:
+    """The wire form of one query with options of its own (or the thread's
+    next-query state)."""
+    if post_data is not None:
+        body: bytes | None = to_body(post_data)
+    else:
+        body = state.body if state is not None else None
+    if method is not None:
+        mcode = METHOD_CODES[check_method(method)]
+    elif state is not None and state.method is not None:
+        mcode = state.method
+    else:
+        mcode = _M_POST if body is not None else _M_GET
+    tmo = 0
+    if timeout is not None:
+        tmo = check_timeout("timeout", timeout)
+    elif state is not None and state.timeout is not None:
+        tmo = state.timeout
+    hdrs = headers_lines(headers) if headers is not None else []
+    opt_b = b""
+    if state is not None:
+        if state.headers:
+            hdrs = state.headers + hdrs
+        if state.opts or opts:
+            entries = dict(state.opts)
+            if opts:
+                for name, value in opts.items():
+                    k, entry = encode_opt(name, value)
+                    entries[k] = entry
+            opt_b = b"".join(entries.values())
+    elif opts:
+        opt_b = b"".join(encode_opt(n, v)[1] for n, v in opts.items())
+    hdr_b = b"\0".join(hdrs) + b"\0" if hdrs else b""
+    if body is None:
+        body, flags = b"", 0
+    else:
+        flags = _F_BODY
+    return b"".join(
+        (
+            _pack(rid, tmo, mcode, flags, len(url_b), len(body), len(hdr_b), len(opt_b)),
+            url_b,
+            body,
+            hdr_b,
+            opt_b,
+        )
+    )
+
+
+class Batch:
+    """The context manager of ``client.batch()``."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __enter__(self) -> Client:
+        self._client._batch_enter()
+        return self._client
+
+    def __exit__(self, *exc: object) -> None:
+        self._client._batch_exit()
 
 
 def _at_fork_child() -> None:

@@ -12,8 +12,8 @@ from ._delivery import QueryHandle
 from ._exceptions import ClientClosed, HttpAsyncClientError
 from ._ffi import ffi, lib
 from ._optable import fill_config
-from ._reply import HOLD_MIN, Reply
-from ._wire import REC, R_ERR_LEN, R_ERR_OFF, R_RAW_LEN, R_RAW_OFF
+from ._reply import HOLD_MIN, SHARE_MAX, Reply
+from ._wire import REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_FLAGS, R_ID, R_RAW_LEN, R_RAW_OFF
 
 log = logging.getLogger("http_async_client")
 
@@ -24,10 +24,44 @@ _HOLD_MIN = HOLD_MIN
 _DATA_SLACK = _HOLD_MIN + 1024
 _DATA_CAP = 32 * _HOLD_MIN
 _REC_SIZE = REC.size
+_REC_FIELDS = len(REC.unpack(bytes(REC.size)))
 _iter_unpack = REC.iter_unpack
 _release_one = lib.hac_release_one
 _wait = lib.hac_wait
 _submit = lib.hac_submit
+_drain_into = lib.hac_drain_into
+_running_loop = asyncio._get_running_loop
+_R_CANCELLED = lib.HAC_R_CANCELLED
+_SHARE_MAX = SHARE_MAX
+
+
+def _raise_refused(rc: int) -> None:
+    if rc == lib.HAC_E_CLOSED:
+        raise ClientClosed("the client is closed")
+    if rc == lib.HAC_E_NOMEM:
+        raise MemoryError("http_async_client: out of memory queueing a request")
+    raise HttpAsyncClientError(f"internal error {rc} queueing a request")
+
+
+def _blob_ids(blob: bytes) -> list[int]:
+    """The request ids of a wire blob (a batch of requests)."""
+    ids = []
+    off = 0
+    size = REQHDR.size
+    while off < len(blob):
+        rid, _t, _m, _f, url_len, body_len, hdr_len, opt_len = REQHDR.unpack_from(blob, off)
+        ids.append(rid)
+        off += size + url_len + body_len + hdr_len + opt_len
+    return ids
+
+
+def local_reply(rid: int, flags: int, text: str) -> Reply:
+    """A reply made in Python for a request the core never took."""
+    rec = [0] * _REC_FIELDS
+    rec[R_ID] = rid
+    rec[R_ERR_OFF] = -1
+    rec[R_FLAGS] = flags
+    return Reply(tuple(rec), b"", text)
 
 
 class Core(ClientBase):
@@ -74,29 +108,134 @@ class Core(ClientBase):
     def _send(
         self, rid: int, blob: bytes, url: str, url_b: bytes, fn: Route | None, xdata: Any
     ) -> QueryHandle:
-        """Hand one request (its wire form) to the core; the handle."""
-        loop = asyncio._get_running_loop()
+        """Hand one request (its wire form) to the core; the handle.  From
+        a coroutine, and inside ``batch()``, the request is buffered and
+        sent with the others of its batch (see _defer)."""
+        loop = _running_loop()
         h = QueryHandle(self, rid, url if isinstance(url, str) else url_b.decode(), fn, loop, xdata)
+        self._pending[rid] = h
         if loop is not None:
             last = self._last_loop
             if last is None or last() is not loop:
                 self._attach(loop)
-        self._pending[rid] = h
-        rc = _submit(self._c, blob, len(blob))
-        if rc < 0:
-            self._pending.pop(rid, None)
-            if rc == lib.HAC_E_CLOSED:
-                raise ClientClosed("the client is closed")
-            if rc == lib.HAC_E_NOMEM:
-                raise MemoryError("http_async_client: out of memory queueing a request")
-            raise HttpAsyncClientError(f"internal error {rc} queueing a request")
+            self._defer(blob, loop)
+        elif self._batching and self._local.batch:
+            self._unsent.append(blob)
+        else:
+            rc = _submit(self._c, blob, len(blob))
+            if rc < 0:
+                self._pending.pop(rid, None)
+                _raise_refused(rc)
         return h
+
+    def _send_many(
+        self, made: list[tuple[int, str, Route | None, Any]], blob: bytes
+    ) -> list[QueryHandle]:
+        """``_send`` for a batch: one blob, one call (or one buffered blob)."""
+        loop = _running_loop()
+        pending = self._pending
+        handles = []
+        for rid, url, fn, xdata in made:
+            h = QueryHandle(self, rid, url, fn, loop, xdata)
+            pending[rid] = h
+            handles.append(h)
+        if loop is not None:
+            last = self._last_loop
+            if last is None or last() is not loop:
+                self._attach(loop)
+            self._defer(blob, loop)
+        elif self._batching and self._local.batch:
+            self._unsent.append(blob)
+        else:
+            rc = _submit(self._c, blob, len(blob))
+            if rc < 0:
+                for h in handles:
+                    pending.pop(h.id, None)
+                _raise_refused(rc)
+        return handles
+
+    # Strategy: a coroutine's query is not sent at once but buffered, and
+    # the loop sends the buffer with one hac_submit at its next iteration
+    # (one call_soon per loop and batch): the tasks a drained batch wakes
+    # resubmit in the same iteration, so a batch of replies turns into one
+    # batch of requests, one C call and at most one wake-up of the worker.
+    # Whatever waits on or cancels a buffered request sends the buffer
+    # first.  A buffer that cannot be sent gives its requests local replies
+    # (error, or cancelled once the client is closed): each still gets one.
+    def _defer(self, blob: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self._unsent.append(blob)
+        armed = self._armed
+        if loop not in armed:
+            armed.add(loop)
+            loop.call_soon(self._flush_on, loop)
+
+    def _flush_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._armed.discard(loop)
+        if self._unsent:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send every buffered request (any thread; deque operations are
+        atomic, so concurrent flushes split the buffer between them)."""
+        q = self._unsent
+        pop = q.popleft
+        parts: list[bytes] = []
+        try:
+            while q:
+                parts.append(pop())
+        except IndexError:  # another thread took the last one
+            pass
+        if not parts:
+            return
+        blob = parts[0] if len(parts) == 1 else b"".join(parts)
+        rc = _submit(self._c, blob, len(blob)) if not self._closed else lib.HAC_E_CLOSED
+        if rc < 0:
+            self._fail_unsent(blob, rc)
+
+    def _fail_unsent(self, blob: bytes, rc: int) -> None:
+        """The buffered requests of ``blob`` were refused: give each its
+        reply here.  Refused for closing: close() gives the cancelled
+        replies after its last drain unless that is already done."""
+        if rc == lib.HAC_E_CLOSED:
+            flags, text = _R_CANCELLED, "CANCELLED: client closed"
+        elif rc == lib.HAC_E_NOMEM:
+            flags, text = 0, "out of memory queueing the request"
+        else:  # pragma: no cover - the blob is ours
+            flags, text = 0, f"internal error {rc} queueing the request"
+        with self._lock:
+            if rc == lib.HAC_E_CLOSED and not self._drained:
+                return  # close() answers what is still pending
+            replies = [local_reply(rid, flags, text) for rid in _blob_ids(blob)]
+            self._settle(replies, None)
+            self._cv.notify_all()
+
+    def _answer_leftovers(self) -> None:
+        """With _cv held, after close()'s last drain: requests the core
+        never took (refused while closing) get their cancelled reply."""
+        if self._pending:
+            replies = [local_reply(rid, _R_CANCELLED, "CANCELLED: client closed")
+                       for rid in list(self._pending)]
+            self._settle(replies, None)
+
+    def _batch_enter(self) -> None:
+        with self._lock:
+            self._local.batch += 1
+            self._batching += 1
+
+    def _batch_exit(self) -> None:
+        with self._lock:
+            self._local.batch -= 1
+            self._batching -= 1
+            last = not self._local.batch
+        if last and self._unsent:
+            self._flush()
 
     def _drain_c(self) -> list[Reply]:
         """Take every finished result out of the core (never blocks).  One
         C call per batch: the fixed fields come as packed records (one
         struct unpack each), small responses and error texts as one bytes
-        object that each reply slices; large responses stay held in C."""
+        object that the batch's replies share and slice when read (see
+        _reply); large responses stay held in C."""
         replies: list[Reply] = []
         append = replies.append
         c = self._c
@@ -105,20 +244,24 @@ class Core(ClientBase):
         raw_off, raw_len, err_off, err_len = R_RAW_OFF, R_RAW_LEN, R_ERR_OFF, R_ERR_LEN
         with self._drain_lock:
             while True:
-                n = lib.hac_drain_into(c, recs, held, _DRAIN_BATCH, data, _DATA_CAP,
-                                       _HOLD_MIN, used)
+                n = _drain_into(c, recs, held, _DRAIN_BATCH, data, _DATA_CAP, _HOLD_MIN, used)
                 if not n:
                     break
                 size = used[0]
                 blob = ffi.unpack(data, size) if size else b""
+                share = size <= _SHARE_MAX
                 for i, rec in enumerate(_iter_unpack(records[: n * _REC_SIZE])):
-                    off = rec[raw_off]
                     eoff = rec[err_off]
                     err = None if eoff < 0 else blob[eoff : eoff + rec[err_len]].decode("utf-8", "replace")
-                    if off >= 0:
-                        append(Reply(rec, blob[off : off + rec[raw_len]], err))
-                    else:  # large: stays in C until asked for (see _reply)
+                    off = rec[raw_off]
+                    if off < 0:  # large: stays in C until asked for
                         append(Reply(rec, None, err, ffi.gc(held[i], _release_one)))
+                    elif share:
+                        append(Reply(rec, blob, err))
+                    else:  # a big batch buffer: not pinned by each reply
+                        reply = Reply(rec, blob[off : off + rec[raw_len]], err)
+                        reply._base = 0
+                        append(reply)
                 # fewer than asked and not for want of room: the queue is empty
                 if n < _DRAIN_BATCH and size + _DATA_SLACK <= _DATA_CAP:
                     break
@@ -141,6 +284,8 @@ class Core(ClientBase):
     def _cancel(self, rid: int) -> bool:
         if self._closed:
             return False
+        if self._unsent:
+            self._flush()  # the core must know the request first
         return bool(lib.hac_cancel(self._c, rid) == 0)
 
     def stats(self) -> dict[str, int]:

@@ -72,6 +72,7 @@ class ThreadState(threading.local):
     common no-options lookup a plain attribute read, not an exception."""
 
     next: NextQuery | None = None
+    batch: int = 0  # depth of client.batch() blocks in this thread
 
 
 class HttpReq:

@@ -1,15 +1,21 @@
 """The reply of one query: the seed's ``$http_*`` variables as attributes.
 
-Strategy: the C core hands over the last response (header block + body)
-as one contiguous buffer and a few offsets.  A small response is copied
-into ``bytes`` at once and the C buffer goes back in the drain's batch.  A
-large one (``HOLD_MIN`` bytes or more) stays in C, held by the reply, and is
-copied only when asked for: ``body`` copies just the body, ``raw`` the whole
-message, ``bs``/``status`` copy nothing.  That halves the copies of a
+Strategy: the drain hands over a batch at a time: a packed record per
+reply (``_wire.REC``) and one ``bytes`` object holding the small
+responses and error texts of the whole batch back to back.  A reply keeps
+its record and a reference to that shared buffer and slices only what is
+read: ``body`` copies just the body, ``raw`` the whole message,
+``status``/``bs``/``ok`` copy nothing, headers are parsed on first use.  So
+a loop that checks ``status`` and ``len(body)`` pays one small copy per
+reply and no per-reply object beyond the ``Reply``.  A batch buffer larger
+than ``SHARE_MAX`` is not shared (each reply gets its own slice at once),
+so a reply kept for long pins at most that much memory.
+
+A large response (``HOLD_MIN`` bytes or more) stays in C, held by the
+reply, and is copied only when asked for.  That halves the copies of a
 64 KiB body and keeps a drained batch of large replies from allocating
 (and glibc from unmapping) megabytes of Python memory at once.  The C
 buffer goes back to the client's cache when the reply is collected.
-Everything else (reason, header list, timings) is derived lazily.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ._wire import (
     R_HTTP_VERSION,
     R_ID,
     R_RAW_LEN,
+    R_RAW_OFF,
     R_REASON_LEN,
     R_REASON_OFF,
     R_STATUS,
@@ -36,6 +43,8 @@ from ._wire import (
 
 # responses at least this large stay in C until a property needs them
 HOLD_MIN = 16 * 1024
+# a drained batch's buffer up to this size is shared by its replies
+SHARE_MAX = 64 * 1024
 
 TIME_KEYS = (
     "total",
@@ -58,6 +67,10 @@ _TIME_INDEX = {
 # CURL_HTTP_VERSION_* as reported by CURLINFO_HTTP_VERSION
 _HTTP_VERSIONS = {0: "", 1: "1.0", 2: "1.1", 3: "2", 30: "3"}
 
+_ID = R_ID
+_STATUS = R_STATUS
+_FLAGS = R_FLAGS
+_RAW_OFF = R_RAW_OFF
 _R_OK = lib.HAC_R_OK
 _R_TIMEOUT = lib.HAC_R_TIMEOUT
 _R_CANCELLED = lib.HAC_R_CANCELLED
@@ -73,11 +86,10 @@ class Reply:
         "flags",
         "status",
         "err",
-        "curl_code",
         "xdata",
         "_rec",
-        "_raw",
-        "_held",
+        "_src",
+        "_base",
         "_headers",
         "_body",
     )
@@ -87,30 +99,38 @@ class Reply:
     flags: int
     status: int
     err: str | None
-    curl_code: int
     xdata: Any
 
-    def __init__(self, rec: tuple[int, ...], raw: bytes | None, err: str | None,
+    def __init__(self, rec: tuple[int, ...], data: bytes | None, err: str | None = None,
                  held: Any = None) -> None:
         """Built by the drain: ``rec`` is the unpacked ``hac_rec`` (see
-        ``_wire.REC``), ``raw`` the whole response or None when ``held`` (a
-        ``hac_result *`` released when collected) still holds it in C."""
-        self.id = rec[R_ID]
-        self.status = rec[R_STATUS]
-        self.curl_code = rec[R_CURL_CODE]
-        self.flags = rec[R_FLAGS]
-        self._rec = rec
-        self._raw = raw
-        self._held = held
+        ``_wire.REC``) and the response starts at ``data[rec.raw_off]``;
+        ``data`` is None when ``held`` (a ``hac_result *`` released when
+        collected) still holds the response in C."""
+        self.id = rec[_ID]
+        self.status = rec[_STATUS]
+        self.flags = rec[_FLAGS]
         self.err = err
         self.url = ""
         self.xdata = None
+        self._rec = rec
         self._headers: list[tuple[str, str]] | None = None
         self._body: bytes | None = None
+        if data is None:
+            self._src: Any = held
+            self._base = -1
+        else:
+            self._src = data
+            self._base = rec[_RAW_OFF]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # pickle/copy: a reply held in C travels as its bytes
+        # pickle/copy: travels as its own bytes (not the batch's, not C's)
         return (_rebuild, (self._rec, self.raw, self.err, self.url, self.xdata))
+
+    @property
+    def curl_code(self) -> int:
+        """libcurl's CURLcode of the transfer (0 on success)."""
+        return self._rec[R_CURL_CODE]
 
     # ---- outcome
     @property
@@ -194,19 +214,22 @@ class Reply:
     # ---- message and body
     def _slice(self, start: int, end: int) -> bytes:
         """raw[start:end], copied from C when the reply is held there."""
-        raw = self._raw
-        if raw is not None:
-            return raw[start:end]
-        held = self._held
-        return ffi.unpack(held.raw + start, end - start) if end > start else b""
+        base = self._base
+        if base >= 0:
+            return self._src[base + start : base + end]  # type: ignore[no-any-return]
+        return ffi.unpack(self._src.raw + start, end - start) if end > start else b""
 
     @property
     def raw(self) -> bytes:
         """The whole last response as received: status line, headers, body."""
-        raw = self._raw
-        if raw is None:
-            held = self._held
-            raw = self._raw = ffi.unpack(held.raw, held.raw_len)
+        base = self._base
+        length = self._rec[R_RAW_LEN]
+        if base == 0 and len(self._src) == length:
+            return self._src  # type: ignore[no-any-return]
+        raw = self._slice(0, length)
+        # from now on slice this copy: no second copy, and the batch's
+        # buffer (or the C one) is no longer pinned by this reply
+        self._src, self._base = raw, 0
         return raw
 
     mb = raw  # ``$http_mb``
@@ -286,6 +309,7 @@ class Reply:
 
 def _rebuild(rec: tuple[int, ...], raw: bytes, err: str | None, url: str, xdata: Any) -> Reply:
     reply = Reply(rec, raw, err)
+    reply._base = 0
     reply.url = url
     reply.xdata = xdata
     return reply

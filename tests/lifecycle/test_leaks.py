@@ -122,7 +122,9 @@ def test_large_reply_outlives_its_client(http_server) -> None:
     assert out.returncode == 0, out.stderr
     held, still, after = map(int, out.stdout.split())
     assert held > 40 * 4 * 16 * 1024  # the bodies are in C while the replies live
-    assert still > 40 * 4 * 16 * 1024  # ... even after the client is gone
+    # ... even after the client is gone (but for the one whose .raw was
+    # read: that copy replaces its C buffer)
+    assert still > 39 * 4 * 16 * 1024
     assert after == 0, f"{after} bytes still allocated"
 
 
