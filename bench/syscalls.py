@@ -134,6 +134,36 @@ def row(label: str, curl: str, conc: int, d: dict[str, float]) -> str:
             + f" {other:6.2f} {err:8.2f}")
 
 
+def strace_table(clients: list[Client], concs: list[int], n_big: int, n_small: int) -> None:
+    print(f"system calls per request ({n_big} - {n_small} GETs, client on core {CLIENT_CORE},"
+          f" nginx on core 0, keep-alive; strace -c -f, difference of the two runs)")
+    head = " ".join(f"{k:>6.6}" for k in NAMES)
+    print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'total':>6} {head} {'other':>6} {'ctl-errs':>8}")
+    for conc in concs:
+        for cl in clients:
+            big = strace_counts(cl.command(n_big, conc))
+            small = strace_counts(cl.command(n_small, conc))
+            print(row(cl.label, cl.curl, conc, per_request(big, small, n_big - n_small)), flush=True)
+
+
+def perf_table(clients: list[Client], concs: list[int], n_big: int, n_small: int, rounds: int) -> None:
+    print(f"\nCPU µs per request of the client process (perf stat -e task-clock,"
+          f" all threads, pinned to core {CLIENT_CORE}; median of {rounds} rounds)")
+    print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'µs/req':>7}  rounds")
+    for conc in concs:
+        got: dict[int, list[float]] = collections.defaultdict(list)
+        for _ in range(rounds):  # interleaved: the machine's noise hits all alike
+            for i, cl in enumerate(clients):
+                big_ms = task_clock_ms(cl.command(n_big, conc))
+                small_ms = task_clock_ms(cl.command(n_small, conc))
+                got[i].append((big_ms - small_ms) * 1000.0 / (n_big - n_small))
+        for i, cl in enumerate(clients):
+            vals = " ".join(f"{v:.2f}" for v in got[i])
+            print(f"{cl.label:<14} {cl.curl:<8} {conc:>4} {statistics.median(got[i]):7.2f}  {vals}",
+                  flush=True)
+
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=20000)
@@ -145,6 +175,7 @@ def main() -> int:
     p.add_argument("--client", default="ours-cq-w1", help="runner.py client name")
     p.add_argument("--perf", action="store_true", help="also CPU µs per request (task-clock)")
     p.add_argument("--rounds", type=int, default=3, help="perf rounds (median)")
+    p.add_argument("--no-strace", action="store_true", help="only the task-clock table")
     a = p.parse_args()
     n_big = max(1000, a.requests)
     n_small = n_big // 10
@@ -159,33 +190,15 @@ def main() -> int:
             label, _, py = spec.rpartition("=")
             clients.append(Client(label or a.client, our_curl(py),
                                   [py, str(HERE / "runner.py"), a.client, url], True))
-        print(f"system calls per request ({n_big} - {n_small} GETs, client on core {CLIENT_CORE},"
-              f" nginx on core 0, keep-alive; strace -c -f, difference of the two runs)")
-        head = " ".join(f"{k:>6.6}" for k in NAMES)
-        print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'total':>6} {head} {'other':>6} {'ctl-errs':>8}")
-        for conc in concs:
-            for cl in clients:
-                big = strace_counts(cl.command(n_big, conc))
-                small = strace_counts(cl.command(n_small, conc))
-                print(row(cl.label, cl.curl, conc, per_request(big, small, n_big - n_small)), flush=True)
+        if not a.no_strace:
+            strace_table(clients, concs, n_big, n_small)
         if a.perf:
-            print(f"\nCPU µs per request of the client process (perf stat -e task-clock,"
-                  f" all threads, pinned to core {CLIENT_CORE}; median of {a.rounds} rounds)")
-            print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'µs/req':>7}  rounds")
-            for conc in concs:
-                got: dict[int, list[float]] = collections.defaultdict(list)
-                for _ in range(a.rounds):  # interleaved: the machine's noise hits all alike
-                    for i, cl in enumerate(clients):
-                        big_ms = task_clock_ms(cl.command(n_big, conc))
-                        small_ms = task_clock_ms(cl.command(n_small, conc))
-                        got[i].append((big_ms - small_ms) * 1000.0 / (n_big - n_small))
-                for i, cl in enumerate(clients):
-                    vals = " ".join(f"{v:.2f}" for v in got[i])
-                    print(f"{cl.label:<14} {cl.curl:<8} {conc:>4} {statistics.median(got[i]):7.2f}  {vals}",
-                          flush=True)
+            perf_table(clients, concs, n_big, n_small, a.rounds)
     finally:
         srv.stop()
     return 0
+
+
 
 
 if __name__ == "__main__":
