@@ -69,6 +69,7 @@ class Options:
     out: Path
     png: bool
     quick: bool
+    subset: bool = False  # --workloads or --clients given
     plot_only: bool = False
     tmp: Path = field(default_factory=lambda: Path("/tmp"))
 
@@ -254,6 +255,10 @@ def run_one(o: Options, srv: Servers, rnd: int, w: Workload, c: ClientSpec) -> R
 
 
 # ------------------------------------------------------------------ meta
+def mode(o: Options) -> str:
+    return ("quick" if o.quick else "full") + (" subset" if o.subset else "")
+
+
 def _version_of(argv: list[str], env: dict[str, str] | None = None) -> str:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
@@ -308,7 +313,7 @@ def meta(o: Options) -> dict[str, Any]:
         },
         "nginx": _version_of([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
         "wrk": _version_of([o.wrk, "-v"]) if o.wrk else "not installed",
-        "mode": "quick" if o.quick else "full",
+        "mode": mode(o),
         "rounds": o.rounds,
         "seconds_per_run": o.seconds,
         "reference": REF,
@@ -361,6 +366,7 @@ def parse_args(argv: list[str] | None) -> Options:
         rounds=rounds, seconds=seconds, workloads=pick(a.workloads, WORKLOADS), clients=clients,
         wrk=shutil.which("wrk"), python=sys.executable, out=Path(a.out),
         png=not a.no_png, quick=a.quick, plot_only=a.plot_only,
+        subset=bool(a.workloads or a.clients),
     )
 
 
@@ -414,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarize(runs, o.workloads, o.clients)
     checks = targets(summary)
-    title = (f"{'quick' if o.quick else 'full'} run, median of {o.rounds} round(s), "
+    title = (f"{mode(o)} run, median of {o.rounds} round(s), "
              f"{o.seconds:g} s per run, {info['date']}")
     text = table(summary, o.workloads, o.clients) + "\n" + targets_text(checks)
     print(f"\n{title}; requests/s = good replies/s; x ours = req/s / {REF}; "
