@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import CLIENT_CORE, HERE, Servers, pinned, pinning_available
+from harness import CLIENT_CORE, HERE, SYSTEM_BUNDLE, Servers, pinned, pinning_available
 from report import fmt_ms, plot, summarize, table, targets, targets_text
-from specs import CLIENTS, REF, WORKLOADS, ClientSpec, Workload
+from specs import CLIENTS, REF, WORKLOADS, ClientSpec, Workload, applies
 
 RESULTS = HERE / "results"
 
@@ -69,6 +69,7 @@ class Options:
     out: Path
     png: bool
     quick: bool
+    subset: bool = False  # --workloads or --clients given
     plot_only: bool = False
     tmp: Path = field(default_factory=lambda: Path("/tmp"))
 
@@ -137,13 +138,14 @@ def command(o: Options, srv: Servers, w: Workload, c: ClientSpec) -> tuple[list[
     url = base + w.path
     total = int(w.max_rate * o.seconds)
     env = dict(os.environ)
+    env.update(c.env)
     tls = w.server.startswith("https")
     if c.kind == "ceiling":
         argv = [c.binary, url, str(total), str(w.concurrency), f"{o.seconds:g}"]
         if w.body_bytes:
             argv.append(str(w.body_bytes))
         if tls and w.verify:
-            env["CEILING_CAFILE"] = str(srv.ca_file)
+            env["CEILING_CAFILE"] = str(srv.ca_bundle if w.bundle else srv.ca_file)
         elif tls:
             env["CEILING_INSECURE"] = "1"
     elif c.kind == "wrk":
@@ -167,7 +169,9 @@ def command(o: Options, srv: Servers, w: Workload, c: ClientSpec) -> tuple[list[
         ]
         if w.body_bytes:
             argv += ["--body-bytes", str(w.body_bytes)]
-        if tls and w.verify:
+        if tls and w.verify and w.bundle:
+            argv += ["--cafile", str(srv.ca_bundle)]  # no CA directory: its lookups are lazy
+        elif tls and w.verify:
             argv += ["--cafile", str(srv.ca_file), "--capath", str(srv.ca_dir)]
         elif tls:
             argv.append("--insecure")
@@ -213,6 +217,9 @@ def run_one(o: Options, srv: Servers, rnd: int, w: Workload, c: ClientSpec) -> R
     if c.pythonpath and not Path(c.pythonpath).is_dir():
         run.error, run.unavailable = f"{c.pythonpath} not installed (bench/run.sh builds it)", True
         return run
+    if w.bundle and srv.ca_bundle is None:
+        run.error = f"no system CA bundle ({SYSTEM_BUNDLE})"
+        return run
     argv, env = command(o, srv, w, c)
     t0 = time.monotonic()
     try:
@@ -254,6 +261,10 @@ def run_one(o: Options, srv: Servers, rnd: int, w: Workload, c: ClientSpec) -> R
 
 
 # ------------------------------------------------------------------ meta
+def mode(o: Options) -> str:
+    return ("quick" if o.quick else "full") + (" subset" if o.subset else "")
+
+
 def _version_of(argv: list[str], env: dict[str, str] | None = None) -> str:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
@@ -308,7 +319,7 @@ def meta(o: Options) -> dict[str, Any]:
         },
         "nginx": _version_of([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
         "wrk": _version_of([o.wrk, "-v"]) if o.wrk else "not installed",
-        "mode": "quick" if o.quick else "full",
+        "mode": mode(o),
         "rounds": o.rounds,
         "seconds_per_run": o.seconds,
         "reference": REF,
@@ -361,6 +372,7 @@ def parse_args(argv: list[str] | None) -> Options:
         rounds=rounds, seconds=seconds, workloads=pick(a.workloads, WORKLOADS), clients=clients,
         wrk=shutil.which("wrk"), python=sys.executable, out=Path(a.out),
         png=not a.no_png, quick=a.quick, plot_only=a.plot_only,
+        subset=bool(a.workloads or a.clients),
     )
 
 
@@ -380,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs: list[Run] = []
     skip: set[str] = set()
-    n_runs = o.rounds * sum(w.wants(c.key) for w in o.workloads for c in o.clients)
+    n_runs = o.rounds * sum(applies(w, c) for w in o.workloads for c in o.clients)
     print(f"bench: {o.rounds} round(s) x {len(o.workloads)} workloads x {len(o.clients)} clients "
           f"= {n_runs} runs of <= {o.seconds:g} s; "
           f"{'servers core 0, clients core 1' if pinning_available() else 'NO PINNING'}",
@@ -396,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 k = (rnd - 1) % len(o.clients)
                 order = o.clients[k:] + o.clients[:k]
                 for c in order:
-                    if not w.wants(c.key):
+                    if not applies(w, c):
                         continue
                     if c.key in skip:
                         runs.append(Run(rnd, w.key, c.key, error="skipped: unavailable earlier",
@@ -414,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarize(runs, o.workloads, o.clients)
     checks = targets(summary)
-    title = (f"{'quick' if o.quick else 'full'} run, median of {o.rounds} round(s), "
+    title = (f"{mode(o)} run, median of {o.rounds} round(s), "
              f"{o.seconds:g} s per run, {info['date']}")
     text = table(summary, o.workloads, o.clients) + "\n" + targets_text(checks)
     print(f"\n{title}; requests/s = good replies/s; x ours = req/s / {REF}; "

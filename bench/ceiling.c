@@ -9,7 +9,9 @@
  *
  * usage: ceiling URL N CONC [SECONDS] [POST_BYTES]
  * environment: CEILING_INSECURE=1 turns TLS verification off (self-signed
- * benchmark certificate); CEILING_CAFILE=PEM verifies against that CA.
+ * benchmark certificate); CEILING_CAFILE=PEM verifies against that CA;
+ * CEILING_NO_CAPATH=1 also clears the CA directory built into the library
+ * (Debian's: /etc/ssl/certs), which turns libcurl's CA cache off.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -39,6 +41,7 @@ static char *post;
 static long post_len;
 static int insecure;
 static const char *cafile;
+static int no_capath;
 
 static double clock_s(clockid_t id)
 {
@@ -73,6 +76,8 @@ static void start(struct xfer *x)
   }
   else if(cafile)
     curl_easy_setopt(x->easy, CURLOPT_CAINFO, cafile);
+  if(no_capath)
+    curl_easy_setopt(x->easy, CURLOPT_CAPATH, NULL);
   if(post) {
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, post_len);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, post);
@@ -186,6 +191,7 @@ int main(int argc, char **argv)
   url = argv[1];
   insecure = getenv("CEILING_INSECURE") && *getenv("CEILING_INSECURE") == '1';
   cafile = getenv("CEILING_CAFILE");
+  no_capath = getenv("CEILING_NO_CAPATH") && *getenv("CEILING_NO_CAPATH") == '1';
   total = atol(argv[2]);
   conc = atol(argv[3]);
   if(argc > 4)

@@ -18,7 +18,9 @@ port with ``keepalive_timeout 0`` (nginx closes every connection after its
 reply: a new TLS connection per request), an HTTPS port with HTTP/2 (ALPN
 h2, up to 1000 streams per connection, used by ``many.py``) and an h2c port
 (HTTP/2 with prior knowledge).  Clients that verify get the throw-away CA
-as a PEM file (``ca_file``) or a hashed directory (``ca_dir``).
+as a PEM file (``ca_file``) or a hashed directory (``ca_dir``), or
+appended to a copy of the system's CA bundle (``ca_bundle``: the cost of
+verifying with the default trust store).
 
 nginx-light has no echo module, so the slow endpoint is ``slow_server.py``:
 a small asyncio server (uvloop when importable) pinned to core 0 that
@@ -53,6 +55,7 @@ from support.nginx import NginxError, NginxProcess, find_nginx, stop_process  # 
 from support.ports import HOST, PortError, free_ports, wait_listening  # noqa: E402
 
 SERVER_CORE = 0
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's default CA bundle
 CLIENT_CORE = 1
 
 _NGINX_CONF = """\
@@ -167,6 +170,7 @@ class Servers:
     https_close_port: int = 0
     ca_file: Path | None = None  # the CA of the server certificate, PEM
     ca_dir: Path | None = None  # the same CA in a hashed directory (CAPATH)
+    ca_bundle: Path | None = None  # the system's CA bundle with that CA appended
     _nginx: NginxProcess | None = None
     _slow: subprocess.Popen[bytes] | None = None
     _own_dir: bool = False
@@ -213,6 +217,9 @@ class Servers:
         pki = make_certs(d / "pki")
         cert, key = pki.server_cert, pki.server_key
         self.ca_file, self.ca_dir = pki.ca_cert, pki.capath
+        if Path(SYSTEM_BUNDLE).is_file():  # what a client verifying public hosts loads
+            self.ca_bundle = d / "pki" / "bundle.pem"
+            self.ca_bundle.write_bytes(Path(SYSTEM_BUNDLE).read_bytes() + pki.ca_cert.read_bytes())
         (self.http_port, self.https_port, self.h2c_port, self.h2_port,
          self.slow_port, self.https_close_port) = free_ports(6)
         affinity = "1" if pinning_available() else "auto"

@@ -180,6 +180,8 @@ def _our_client(load: Load, workers: int) -> Any:
             return hac.Client(**{**base, name: load.cafile})
         except TypeError:  # no such parameter in this version
             continue
+    if load.capath is None:  # a failure of this run only, not "not installed"
+        raise RuntimeError("this client has no CA-file parameter (tried " + ", ".join(CA_FILE_PARAMS) + ")")
     load.note = "CA given as a hashed tls_ca_path directory (no CA-file parameter)"
     return hac.Client(**base, tls_ca_path=load.capath)
 

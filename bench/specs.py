@@ -31,6 +31,7 @@ class Workload:
     expect_bytes: int = 2
     max_rate: int = 150_000  # requests cap = max_rate * seconds (time binds first)
     verify: bool = False  # TLS verification on, with the bench's private CA
+    bundle: bool = False  # ... appended to the system's CA bundle (a CA file of ~150 certificates)
     only: tuple[str, ...] = ()  # when set, only these clients run it
     without: tuple[str, ...] = ()  # clients that cannot run it (left out of the group)
 
@@ -41,7 +42,7 @@ class Workload:
 # the new-connection rows: the same clients for both, so that
 # verified / unverified is a ratio within one client
 _TLSNEW_PEERS = ("ours-cq-w1", "ours-cq-w1-curl7", "ours-aio-w1", "pycurl-multi", "pycurl-multi-sys",
-                 "pycurl-multi-curl7", "ceiling", "ceiling-curl7")
+                 "pycurl-multi-curl7", "ceiling", "ceiling-curl7", "ceiling-nocapath")
 
 WORKLOADS = [
     Workload("get", "GET 2 B body, c=64", "http", "/", 64),
@@ -53,6 +54,9 @@ WORKLOADS = [
     Workload("tlsnew", "HTTPS GET 2 B, new connection per request, c=8, verified (private CA file)",
              "https-close", "/", 8, max_rate=20_000, verify=True,
              without=("wrk",)),  # wrk cannot verify
+    Workload("tlsnew-bundle", "HTTPS GET 2 B, new connection per request, c=8, verified "
+             "(system CA bundle + private CA, one file)", "https-close", "/", 8, max_rate=20_000,
+             verify=True, bundle=True, only=_TLSNEW_PEERS),
     Workload("tlsnew-nv", "HTTPS GET 2 B, new connection per request, c=8, verification off",
              "https-close", "/", 8, max_rate=20_000, only=_TLSNEW_PEERS),
 ]
@@ -69,6 +73,8 @@ class ClientSpec:
     pythonpath: str = ""  # put first on PYTHONPATH (a build kept apart from the venv's)
     binary: str = ""  # kind "ceiling": the executable
     runner: str = ""  # runner.py's client name when not the key
+    env: tuple[tuple[str, str], ...] = ()  # extra environment of its runs
+    workloads: tuple[str, ...] = ()  # when set, it runs only these
 
     @property
     def runner_name(self) -> str:
@@ -102,8 +108,19 @@ CLIENTS = [
                binary=str(BUILD / "ceiling")),
     ClientSpec("ceiling-curl7", "C ceiling, libcurl 7.88", "ceiling", kind="ceiling",
                binary=str(BUILD / "ceiling-curl7")),
+    # Debian builds libcurl with a default CA directory (/etc/ssl/certs),
+    # and a CA directory turns libcurl's CA cache off: the CA file is parsed
+    # again for every connection unless CURLOPT_CAPATH is cleared
+    ClientSpec("ceiling-nocapath", "C ceiling, CAPATH cleared (CA cache)", "ceiling", kind="ceiling",
+               binary=str(BUILD / "ceiling"), env=(("CEILING_NO_CAPATH", "1"),),
+               workloads=("tlsnew", "tlsnew-bundle", "tlsnew-nv")),
     ClientSpec("wrk", "wrk -t1", "ceiling", kind="wrk"),
 ]
+
+
+def applies(w: Workload, c: ClientSpec) -> bool:
+    """Whether client ``c`` runs workload ``w``."""
+    return w.wants(c.key) and (not c.workloads or w.key in c.workloads)
 
 # the libcurl-version column for clients that use none
 NO_CURL = "-"
