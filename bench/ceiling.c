@@ -12,6 +12,10 @@
  * benchmark certificate); CEILING_CAFILE=PEM verifies against that CA;
  * CEILING_NO_CAPATH=1 also clears the CA directory built into the library
  * (Debian's: /etc/ssl/certs), which turns libcurl's CA cache off.
+ * CEILING_PERFORM=1 drives libcurl the way pycurl's loop does instead of
+ * through libev: curl_multi_perform over every transfer, then
+ * curl_multi_poll on all of its sockets (the design question of issue #12:
+ * which of the two costs less per request on each libcurl).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -42,6 +46,7 @@ static long post_len;
 static int insecure;
 static const char *cafile;
 static int no_capath;
+static int perform_mode;
 
 static double clock_s(clockid_t id)
 {
@@ -192,6 +197,7 @@ int main(int argc, char **argv)
   insecure = getenv("CEILING_INSECURE") && *getenv("CEILING_INSECURE") == '1';
   cafile = getenv("CEILING_CAFILE");
   no_capath = getenv("CEILING_NO_CAPATH") && *getenv("CEILING_NO_CAPATH") == '1';
+  perform_mode = getenv("CEILING_PERFORM") && *getenv("CEILING_PERFORM") == '1';
   total = atol(argv[2]);
   conc = atol(argv[3]);
   if(argc > 4)
@@ -214,8 +220,10 @@ int main(int argc, char **argv)
   curl_global_init(CURL_GLOBAL_ALL);
   loop = ev_loop_new(EVFLAG_NOSIGMASK | EVFLAG_NOENV);
   multi = curl_multi_init();
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  if(!perform_mode) {
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  }
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1024L);
   ev_init(&timer, timer_cb);
   cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
@@ -225,7 +233,17 @@ int main(int argc, char **argv)
     xs[i].easy = curl_easy_init();
     start(&xs[i]);
   }
-  ev_run(loop, 0);
+  if(perform_mode) {
+    int running;
+    while(done < sent) {
+      curl_multi_perform(multi, &running);
+      check_done();
+      if(done < sent)
+        curl_multi_poll(multi, NULL, 0, 1000, NULL);
+    }
+  }
+  else
+    ev_run(loop, 0);
   t0 = now() - t0;
   cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
   qsort(lat, (size_t)done, sizeof(*lat), cmp);

@@ -114,6 +114,12 @@ CLIENTS = [
     ClientSpec("ceiling-nocapath", "C ceiling, CAPATH cleared (CA cache)", "ceiling", kind="ceiling",
                binary=str(BUILD / "ceiling"), env=(("CEILING_NO_CAPATH", "1"),),
                workloads=("tlsnew", "tlsnew-bundle", "tlsnew-nv")),
+    # pycurl's way of driving libcurl, in C: curl_multi_perform over every
+    # transfer + curl_multi_poll, no socket/timer callbacks
+    ClientSpec("ceiling-perform", "C ceiling, perform+poll loop", "ceiling", kind="ceiling",
+               binary=str(BUILD / "ceiling"), env=(("CEILING_PERFORM", "1"),)),
+    ClientSpec("ceiling-perform-curl7", "C ceiling, perform+poll, libcurl 7.88", "ceiling",
+               kind="ceiling", binary=str(BUILD / "ceiling-curl7"), env=(("CEILING_PERFORM", "1"),)),
     ClientSpec("wrk", "wrk -t1", "ceiling", kind="wrk"),
 ]
 
