@@ -185,19 +185,8 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         if not options:
             # the common query (no keywords): straight to the submit path
             return self._submit(state, url, post_data, route, None, None, None, None, None)
-        kw: dict[str, Any] = dict(options)
-        method = kw.pop("method", None)
-        headers = kw.pop("headers", None)
-        timeout = kw.pop("timeout", None)
-        xdata = kw.pop("xdata", None)
-        opts: dict[str, object] | None = None
-        for name, value in kw.items():
-            if name not in QUERY_OPTS:
-                raise TypeError(f"query() got an unexpected keyword argument {name!r}")
-            if value is not None:
-                if opts is None:
-                    opts = {}
-                opts[name] = value
+        method, headers, timeout, xdata, opts = _split_options(
+            dict(options), "query() got an unexpected keyword argument")
         return self._submit(state, url, post_data, route, method, headers, timeout, xdata, opts)
 
     def _submit(
@@ -292,18 +281,8 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
                 raise InvalidOptionType("a query_many() mapping needs a 'url'") from None
             post_data = kw.pop("post_data", None)
             fn = self._resolve_route(kw.pop("route")) if "route" in kw else fn0
-            method = kw.pop("method", None)
-            headers = kw.pop("headers", None)
-            timeout = kw.pop("timeout", None)
-            xdata = kw.pop("xdata", None)
-            opts: dict[str, object] | None = None
-            for name, value in kw.items():
-                if name not in QUERY_OPTS:
-                    raise TypeError(f"query_many() got an unexpected key {name!r}")
-                if value is not None:
-                    if opts is None:
-                        opts = {}
-                    opts[name] = value
+            method, headers, timeout, xdata, opts = _split_options(
+                kw, "query_many() got an unexpected key")
             url_b = (type(url) is str and cache_get(url)) or check_url(url)
             add_part(_encode(rid, url_b, None, post_data, method, headers, timeout, opts))
             add_made((rid, url if isinstance(url, str) else url_b.decode(), fn, xdata))
@@ -418,6 +397,26 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._armed = set()
         self._batching = 0
         self._new_sync()
+
+
+def _split_options(
+    kw: dict[str, Any], unknown: str
+) -> tuple[Any, Any, Any, Any, dict[str, object] | None]:
+    """(method, headers, timeout, xdata, per-query options) out of a query's
+    keywords; ``unknown`` starts the TypeError for a name that is none."""
+    method = kw.pop("method", None)
+    headers = kw.pop("headers", None)
+    timeout = kw.pop("timeout", None)
+    xdata = kw.pop("xdata", None)
+    opts: dict[str, object] | None = None
+    for name, value in kw.items():
+        if name not in QUERY_OPTS:
+            raise TypeError(f"{unknown} {name!r}")
+        if value is not None:
+            if opts is None:
+                opts = {}
+            opts[name] = value
+    return method, headers, timeout, xdata, opts
 
 
 def _encode(

@@ -114,19 +114,26 @@ class Core(ClientBase):
         loop = _running_loop()
         h = QueryHandle(self, rid, url if isinstance(url, str) else url_b.decode(), fn, loop, xdata)
         self._pending[rid] = h
+        rc = self._route_blob(blob, loop)
+        if rc < 0:
+            self._pending.pop(rid, None)
+            _raise_refused(rc)
+        return h
+
+    def _route_blob(self, blob: bytes, loop: asyncio.AbstractEventLoop | None) -> int:
+        """Send a blob now, or buffer it for the running loop's next pass or
+        the thread's open batch(); hac_submit's code (0 when buffered)."""
         if loop is not None:
             last = self._last_loop
             if last is None or last() is not loop:
                 self._attach(loop)
             self._defer(blob, loop)
-        elif self._batching and self._local.batch:
+            return 0
+        if self._batching and self._local.batch:
             self._unsent.append(blob)
-        else:
-            rc = _submit(self._c, blob, len(blob))
-            if rc < 0:
-                self._pending.pop(rid, None)
-                _raise_refused(rc)
-        return h
+            return 0
+        rc: int = _submit(self._c, blob, len(blob))
+        return rc
 
     def _send_many(
         self, made: list[tuple[int, str, Route | None, Any]], blob: bytes
@@ -139,19 +146,11 @@ class Core(ClientBase):
             h = QueryHandle(self, rid, url, fn, loop, xdata)
             pending[rid] = h
             handles.append(h)
-        if loop is not None:
-            last = self._last_loop
-            if last is None or last() is not loop:
-                self._attach(loop)
-            self._defer(blob, loop)
-        elif self._batching and self._local.batch:
-            self._unsent.append(blob)
-        else:
-            rc = _submit(self._c, blob, len(blob))
-            if rc < 0:
-                for h in handles:
-                    pending.pop(h.id, None)
-                _raise_refused(rc)
+        rc = self._route_blob(blob, loop)
+        if rc < 0:
+            for h in handles:
+                pending.pop(h.id, None)
+            _raise_refused(rc)
         return handles
 
     # Strategy: a coroutine's query is not sent at once but buffered, and
