@@ -6,7 +6,8 @@
  *
  *   client.c    client lifecycle, submission, cancel, workers, stats
  *   worker.c    a worker thread: libev loop, submissions (ev_async), the
- *               socket and timer glue, drive() of the multi handle
+ *               timer glue, drive() of the multi handle
+ *   sock.c      libcurl's sockets as libev watchers, one per connection
  *   xfer.c      one transfer: admission, start, watchdog, restart,
  *               done/fail (onto the worker's finished list)
  *   easy.c      easy-handle pool, options per request shape
@@ -266,11 +267,12 @@ struct hac_worker {
   size_t npool;
   size_t cappool;
   struct hac_sock *socks;
-  struct hac_sock **fdsock;     /* worker.c: the watcher of each fd, by fd */
+  struct hac_sock **fdsock;     /* sock.c: the watcher of each fd, by fd */
+  void (*on_io)(struct ev_loop *, ev_io *, int); /* worker.c's io callback */
   size_t nfdsock;
   struct hac_conn *conns;       /* conn.c, by fd */
   size_t nconns;
-  unsigned long conn_closes;    /* conn.c counts closes; worker.c looks for
+  unsigned long conn_closes;    /* conn.c counts closes; sock.c looks for
                                    parked watchers of closed fds when it
                                    moved (hac_worker.swept: what it saw) */
   unsigned long swept;
@@ -435,6 +437,12 @@ void hac_xfer_promote(struct hac_worker *w);
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
 void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
                    const char *msg);
+
+/* ---- sock.c ---- */
+int hac_sock_on_socket(CURL *e, curl_socket_t s, int what, void *userp,
+                       void *socketp);
+void hac_sock_sweep(struct hac_worker *w);
+void hac_sock_fini(struct hac_worker *w);
 
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);
