@@ -169,7 +169,10 @@ def _our_client(load: Load, workers: int) -> Any:
         import http_async_client as hac
     except ImportError as exc:
         raise Unavailable(f"http_async_client: {exc}") from exc
-    load.libcurl = hac.curl_version()
+    # builds before curl_version() (an older checkout measured for a
+    # before/after) have only CURL_VERSION, "libcurl/8.14.1 ..."
+    load.libcurl = (hac.curl_version() if hasattr(hac, "curl_version")
+                    else hac.CURL_VERSION.split()[0].partition("/")[2])
     verify = 0 if load.insecure else 1
     base: dict[str, Any] = {"workers": workers, "connection_timeout": 10000,
                             "tls_verify_host": 2 if verify else 0, "tls_verify_peer": verify}
