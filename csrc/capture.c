@@ -103,6 +103,29 @@ size_t hac_on_body(char *data, size_t size, size_t n, void *userp)
   return len;
 }
 
+/* How much of a trace line may be shown: credentials are cut off (the
+   value of an Authorization or Proxy-Authorization header, the user name
+   in libcurl's "... auth using Basic with user 'bob'"). */
+static size_t credential_free(curl_infotype type, const char *p, size_t n)
+{
+  static const char *const names[] = { "authorization:",
+                                       "proxy-authorization:" };
+  size_t i;
+  if(type == CURLINFO_HEADER_OUT) {
+    for(i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+      size_t len = strlen(names[i]);
+      if(n > len && !strncasecmp(p, names[i], len))
+        return len + 1;
+    }
+  }
+  else if(type == CURLINFO_TEXT) {
+    const char *u = memmem(p, n, "with user ", 10);
+    if(u)
+      return (size_t)(u - p) + 10;
+  }
+  return n;
+}
+
 /* curl_verbose: "[id] > line" per line into the client's log text */
 int hac_on_debug(CURL *e, curl_infotype type, char *data, size_t size,
                  void *userp)
@@ -136,8 +159,10 @@ int hac_on_debug(CURL *e, curl_infotype type, char *data, size_t size,
     if(shown > sizeof(line) - 64)
       shown = sizeof(line) - 64;
     if(shown) {
-      k = snprintf(line, sizeof(line), "[%llu] %s %.*s\n",
-                   (unsigned long long)r->res.id, mark, (int)shown, p);
+      size_t safe = credential_free(type, p, shown);
+      k = snprintf(line, sizeof(line), "[%llu] %s %.*s%s\n",
+                   (unsigned long long)r->res.id, mark, (int)safe, p,
+                   safe < shown ? "[redacted]" : "");
       if(k > 0)
         hac_log_add(r->w->c, line, (size_t)k < sizeof(line) ?
                     (size_t)k : sizeof(line) - 1);
@@ -227,6 +252,30 @@ static void lost_after_send(struct hac_worker *w, struct hac_req *r,
   atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
 }
 
+/* Which phase a transfer that timed out was in, from the times libcurl
+   recorded (a phase not reached reads 0). */
+static const char *timeout_phase(struct hac_req *r)
+{
+  CURL *e = r->easy;
+  curl_off_t tcp = 0, tls = 0, sent = 0, first = 0;
+  if(strstr(r->errbuf, "too slow"))
+    return "slower than low_speed_limit for low_speed_time";
+  curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &sent);
+  if(sent) {
+    curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &first);
+    return first ? "receiving the response" : "waiting for the response";
+  }
+  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &tcp);
+  curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &tls);
+  if(!tcp)
+    /* an IP address "resolves" in microseconds: libcurl's text tells */
+    return strstr(r->errbuf, "esolv") ? "connect (DNS lookup)" :
+      "connect (TCP)";
+  if(!tls && !strncasecmp(r->url, "https:", 6))
+    return "connect (TLS handshake)";
+  return "connect (proxy or tunnel)";
+}
+
 /* A transfer libcurl completed with rc, its easy handle still attached:
    status, times or error text, and the count it goes in. */
 void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
@@ -270,8 +319,9 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     const char *what = curl_easy_strerror(rc);
     if(rc == CURLE_OPERATION_TIMEDOUT) {
       r->res.flags = HAC_R_TIMEOUT;
-      snprintf(r->errtext, sizeof(r->errtext), "TIMEOUT: %s (curl error %d)",
-               r->errbuf[0] ? r->errbuf : what, (int)rc);
+      snprintf(r->errtext, sizeof(r->errtext),
+               "TIMEOUT: %s; phase: %s (curl error %d)",
+               r->errbuf[0] ? r->errbuf : what, timeout_phase(r), (int)rc);
       atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
     }
     else if(r->abort == HAC_ABORT_LOST ||

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,23 +20,62 @@ const char *hac_curl_version(void)
   return curl_version();
 }
 
-static int dup_str(const char **dst, const char *src)
+long hac_curl_features(void)
 {
-  *dst = NULL;
-  if(!src)
-    return 0;
-  *dst = hac_strdup(src);
-  return *dst ? 0 : -1;
+  return (long)curl_version_info(CURLVERSION_NOW)->features;
+}
+
+/* the text fields of hac_config: copied at creation, freed at the end */
+static const size_t str_fields[] = {
+  offsetof(hac_config, tls_client_cert),
+  offsetof(hac_config, tls_client_key),
+  offsetof(hac_config, tls_ca_path),
+  offsetof(hac_config, tls_ca_file),
+  offsetof(hac_config, proxy),
+  offsetof(hac_config, proxy_http),
+  offsetof(hac_config, proxy_https),
+  offsetof(hac_config, no_proxy),
+  offsetof(hac_config, tls_ca_blob),
+  offsetof(hac_config, tls_pinned_pubkey),
+  offsetof(hac_config, resolve),
+  offsetof(hac_config, connect_to),
+  offsetof(hac_config, unix_socket),
+  offsetof(hac_config, user_agent),
+};
+#define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))
+
+static const char **str_field(hac_config *cfg, size_t i)
+{
+  return (const char **)(void *)((char *)cfg + str_fields[i]);
+}
+
+/* Point every text field of dst at a copy of src's: 0, or -1 out of
+   memory (the fields copied so far are set, the others NULL). */
+static int dup_strings(hac_config *dst, const hac_config *src)
+{
+  size_t i;
+  int rc = 0;
+  for(i = 0; i < NSTR; i++) {
+    const char *s = *str_field((hac_config *)src, i);
+    const char **d = str_field(dst, i);
+    *d = NULL;
+    if(s && !rc) {
+      *d = hac_strdup(s);
+      if(!*d)
+        rc = -1;
+    }
+  }
+  return rc;
 }
 
 static void free_cfg_strings(hac_config *cfg)
 {
-  hac_mfree((void *)cfg->tls_client_cert);
-  hac_mfree((void *)cfg->tls_client_key);
-  hac_mfree((void *)cfg->tls_ca_path);
-  hac_mfree((void *)cfg->tls_ca_file);
-  cfg->tls_client_cert = cfg->tls_client_key = cfg->tls_ca_path = NULL;
-  cfg->tls_ca_file = NULL;
+  size_t i;
+  for(i = 0; i < NSTR; i++) {
+    const char **d = str_field(cfg, i);
+    hac_mfree((void *)*d);
+    *d = NULL;
+  }
 }
 
 hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
@@ -80,20 +120,16 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   c->pid = getpid();
   c->cfg = *cfg;
   c->cfg.memory_manager = *mm_effective;
-  c->cfg.tls_client_cert = c->cfg.tls_client_key = c->cfg.tls_ca_path = NULL;
-  c->cfg.tls_ca_file = NULL;
   pthread_mutex_init(&c->close_lock, NULL);
   pthread_mutex_init(&c->done_lock, NULL);
   pthread_mutex_init(&c->log_lock, NULL);
-  c->bufs = hac_bufcache_new();
-  if(!c->bufs) {
+  /* at once: until then c->cfg points at the caller's strings */
+  if(dup_strings(&c->cfg, cfg)) {
     snprintf(errbuf, errlen, "out of memory");
     goto fail;
   }
-  if(dup_str(&c->cfg.tls_client_cert, cfg->tls_client_cert) ||
-     dup_str(&c->cfg.tls_client_key, cfg->tls_client_key) ||
-     dup_str(&c->cfg.tls_ca_path, cfg->tls_ca_path) ||
-     dup_str(&c->cfg.tls_ca_file, cfg->tls_ca_file)) {
+  c->bufs = hac_bufcache_new();
+  if(!c->bufs) {
     snprintf(errbuf, errlen, "out of memory");
     goto fail;
   }

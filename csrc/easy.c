@@ -154,74 +154,8 @@ static CURLcode set_method(struct hac_req *r)
   return rc;
 }
 
-/*
- * Where the trust store comes from.  libcurl keeps a loaded store for the
- * next handshakes of the same multi handle (CURLOPT_CA_CACHE_TIMEOUT,
- * 7.87.0, OpenSSL) only when it comes from a CA file alone: a CA
- * directory (CURLOPT_CAPATH), a CA blob or a CRL file make every handshake
- * load it again.  Debian's libcurl is built with both a default file and a
- * default directory (/etc/ssl/certs, the same CAs), so left alone it parses
- * the whole system bundle for every new connection.  Hence:
- * - the caller names a file and/or a directory: those alone are trusted
- *   (as Python's ssl does with cafile/capath), not the defaults as well;
- * - neither: the default file alone, without the default directory.
- * A directory is read lazily by OpenSSL (one small file per issuer it
- * needs), so leaving it uncached costs little.
- */
-static CURLcode set_trust(struct hac_worker *w, struct hac_req *r)
-{
-  const hac_config *cfg = &w->c->cfg;
-  CURL *e = r->easy;
-  const char *file = hac_req_opt_str(r, HAC_O_CA_FILE, cfg->tls_ca_file);
-  const char *dir = hac_req_opt_str(r, HAC_O_CA_PATH, cfg->tls_ca_path);
-  CURLcode rc;
-  if(file || dir) {
-    rc = curl_easy_setopt(e, CURLOPT_CAINFO, file);
-    if(!rc)
-      rc = curl_easy_setopt(e, CURLOPT_CAPATH, dir);
-  }
-  else if(w->ca_default_file &&
-          curl_easy_setopt(e, CURLOPT_CAPATH, NULL) == CURLE_OUT_OF_MEMORY)
-    /* CURLE_NOT_BUILT_IN: a backend without CA directories has no default
-       one either */
-    rc = CURLE_OUT_OF_MEMORY;
-  else
-    rc = CURLE_OK;
-#if LIBCURL_VERSION_NUM >= 0x075700
-  /* the bound on how long a replaced CA file goes unnoticed; an older
-     library or another TLS backend has no such cache */
-  if(!rc && curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, cfg->tls_ca_cache))
-    rc = CURLE_OK;
-#endif
-  return rc;
-}
-
 #define SET(opt, val) \
   do { rc = curl_easy_setopt(e, opt, val); if(rc) return rc; } while(0)
-
-/* Verification, version, client certificate, trust store. */
-static CURLcode set_tls(struct hac_worker *w, struct hac_req *r)
-{
-  const hac_config *cfg = &w->c->cfg;
-  CURL *e = r->easy;
-  const char *s;
-  CURLcode rc;
-  SET(CURLOPT_SSL_VERIFYHOST,
-      hac_req_opt_long(r, HAC_O_VERIFY_HOST, cfg->tls_verify_host) ?
-      2L : 0L);
-  SET(CURLOPT_SSL_VERIFYPEER,
-      hac_req_opt_long(r, HAC_O_VERIFY_PEER, cfg->tls_verify_peer) ?
-      1L : 0L);
-  SET(CURLOPT_SSLVERSION,
-      hac_req_opt_long(r, HAC_O_TLS_VERSION, cfg->tls_version));
-  s = hac_req_opt_str(r, HAC_O_CLIENT_CERT, cfg->tls_client_cert);
-  if(s)
-    SET(CURLOPT_SSLCERT, s);
-  s = hac_req_opt_str(r, HAC_O_CLIENT_KEY, cfg->tls_client_key);
-  if(s)
-    SET(CURLOPT_SSLKEY, s);
-  return set_trust(w, r);
-}
 
 /* What differs from one request to the next whatever its shape: URL,
    deadline, where the callbacks write. */
@@ -236,7 +170,7 @@ static CURLcode set_per_request(struct hac_worker *w, struct hac_req *r)
   SET(CURLOPT_HEADERDATA, (void *)r);
   SET(CURLOPT_PREREQDATA, (void *)r);
   SET(CURLOPT_TIMEOUT_MS, r->run_ms);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, r->run_ms);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, hac_connect_ms(w, r, r->run_ms));
   if(w->c->cfg.curl_verbose)
     SET(CURLOPT_DEBUGDATA, (void *)r);
   return CURLE_OK;
@@ -262,6 +196,7 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   const hac_config *cfg = &w->c->cfg;
   CURL *e = r->easy;
   const char *s;
+  const char *proxy = hac_proxy_of(w, r);
   CURLcode rc = set_per_request(w, r);
   if(rc)
     return rc;
@@ -275,7 +210,9 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  rc = set_tls(w, r);
+  rc = hac_set_tls(w, r, proxy);
+  if(!rc)
+    rc = hac_set_transport(w, r, proxy);
   if(rc)
     return rc;
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body_size);
@@ -368,6 +305,7 @@ void hac_easy_put(struct hac_worker *w, struct hac_req *r, bool keep)
 {
   easy_put(w, r->easy, keep ? r->shape : 0);
   r->easy = NULL;
+  hac_transport_put(r);
   if(r->hdrs) {
     curl_slist_free_all(r->hdrs);
     r->hdrs = NULL;

@@ -55,6 +55,16 @@
 #define HAC_O_KA_IDLE 105
 #define HAC_O_KA_INTERVAL 110
 #define HAC_O_HTTP_VERSION 72
+#define HAC_O_CONNECT_TIMEOUT 67
+#define HAC_O_LOW_SPEED_LIMIT 76
+#define HAC_O_LOW_SPEED_TIME 84
+#define HAC_O_PROXY 80
+#define HAC_O_NO_PROXY 78
+#define HAC_O_CA_BLOB 66
+#define HAC_O_PINNED_PUBKEY 89
+#define HAC_O_RESOLVE 68
+#define HAC_O_CONNECT_TO 79
+#define HAC_O_UNIX_SOCKET 85
 
 /* http_version values (HAC_O_HTTP_VERSION) */
 #define HAC_HTTP_DEFAULT 0
@@ -100,6 +110,22 @@ typedef struct hac_config {
   long max_connections;        /* per worker, > 0: more transfers queue */
   const char *tls_ca_file;     /* NULL: none */
   long tls_ca_cache;           /* s a worker keeps a loaded CA file, >= 0 */
+  long connect_timeout;        /* ms, 0: the request's deadline */
+  long low_speed_limit;        /* bytes/s, 0: no check */
+  long low_speed_time;         /* s below low_speed_limit that fail it */
+  const char *proxy;           /* every scheme's proxy; NULL: see below */
+  const char *proxy_http;      /* http:// URLs' proxy when proxy is NULL */
+  const char *proxy_https;     /* https:// URLs' ...; NULL: none */
+  const char *no_proxy;        /* hosts that bypass it; NULL: none */
+  const char *tls_ca_blob;     /* PEM text of trusted CAs; NULL: none */
+  const char *tls_pinned_pubkey; /* NULL: none */
+  const char *resolve;         /* "host:port:addr" entries, '\n'-separated */
+  const char *connect_to;      /* "host:port:chost:cport" entries, ditto */
+  long dns_cache_timeout;      /* s, -1 forever, 0 off */
+  long max_host_connections;   /* per host per worker, 0: no bound */
+  long max_connection_age;     /* s, 0: no bound */
+  const char *unix_socket;     /* NULL: TCP */
+  const char *user_agent;      /* NULL or "": no User-Agent */
 } hac_config;
 
 /*
@@ -174,6 +200,8 @@ typedef struct hac_stats {
 
 const char *hac_version(void);
 const char *hac_curl_version(void);
+/* curl_version_info()'s feature bits (CURL_VERSION_*) */
+long hac_curl_features(void);
 
 /* errbuf receives a message when NULL is returned. *mm_effective is the
    process-wide memory manager actually in force. */

@@ -11,6 +11,8 @@
  *   xfer.c      one transfer: admission, start, watchdog, restart,
  *               done/fail (onto the worker's finished list)
  *   easy.c      easy-handle pool, options per request shape
+ *   tls.c       verification, client certificate, trust store, pins
+ *   transport.c proxy, DNS overrides, Unix socket, phase bounds
  *   share.c     the worker's TLS session share, its default trust store
  *   capture.c   libcurl's header/body/debug/pre-request callbacks, the
  *               result (status, times, error text)
@@ -23,7 +25,7 @@
  *   buf.c       byte buffers and their cache
  *   alloc.c     the allocator libcurl and the core share
  *
- * list.h (the FIFOs) is header-only.
+ * list.h (the FIFOs) is header-only; proto.h declares the files' functions.
  */
 #ifndef HAC_INTERNAL_H
 #define HAC_INTERNAL_H
@@ -109,6 +111,7 @@ struct hac_req {
   struct hac_worker *w;
   CURL *easy;
   struct curl_slist *hdrs;
+  struct curl_slist *lists[2]; /* its own resolve, connect_to (transport.c) */
   struct hac_buf buf;          /* header block + body as received */
   int64_t timeout_ms;
   uint32_t method;
@@ -158,7 +161,7 @@ struct hac_req {
   struct hac_req *wnext;       /* admission or origin queue (list.h) */
   struct hac_req *wprev;
   char errbuf[CURL_ERROR_SIZE];
-  char errtext[CURL_ERROR_SIZE + 64];
+  char errtext[CURL_ERROR_SIZE + 128];
   char data[];                 /* url NUL body hdr opt */
 };
 
@@ -262,6 +265,8 @@ struct hac_worker {
   CURL **pool;
   uint32_t *pool_shape;         /* of the last request on each pooled handle */
   struct curl_slist *no_expect; /* "Expect:", shared by bodies w/o headers */
+  struct curl_slist *resolve;   /* the client's lists (transport.c) */
+  struct curl_slist *connect_to;
   CURLSH *share;                /* share.c: SSL sessions (libcurl < 8.12) */
   bool ca_default_file;         /* libcurl has a default CA file */
   size_t npool;
@@ -325,129 +330,7 @@ struct hac_client {
   atomic_uint_least64_t log_dropped;
 };
 
-/* ---- req.c ---- */
-extern const char *const hac_method_names[HAC_M_OPTIONS + 1]; /* HAC_M_* */
-struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used);
-void hac_req_free(struct hac_req *r);
-const char *hac_req_opt(const struct hac_req *r, int key);
-long hac_req_opt_long(const struct hac_req *r, int key, long dflt);
-const char *hac_req_opt_str(const struct hac_req *r, int key,
-                            const char *dflt);
-
-/* RFC 9110 9.2.2: of our methods, POST and PATCH are not idempotent */
-static inline bool hac_req_idempotent(const struct hac_req *r)
-{
-  return r->method != HAC_M_POST && r->method != HAC_M_PATCH;
-}
-
-/* ---- queue.c ---- */
-int hac_done_init(struct hac_client *c);
-void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n);
-void hac_done_close_fd(struct hac_client *c);
-void hac_done_fini(struct hac_client *c);
-void hac_log_add(struct hac_client *c, const char *text, size_t n);
-
-/* ---- reqhash.c ---- */
-int hac_table_init(struct hac_worker *w, size_t buckets);
-void hac_table_add(struct hac_worker *w, struct hac_req *r);
-void hac_table_del(struct hac_worker *w, struct hac_req *r);
-struct hac_req *hac_table_find(struct hac_worker *w, uint64_t id);
-struct hac_req *hac_table_next(struct hac_worker *w, size_t *cursor);
-void hac_table_fini(struct hac_worker *w);
-
-/* ---- conn.c ---- */
-curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
-                            struct curl_sockaddr *a);
-struct hac_conn *hac_conn_closing(struct hac_worker *w, curl_socket_t fd);
-void hac_conn_watch(struct hac_worker *w, curl_socket_t fd, bool on);
-uint32_t hac_conn_gen(struct hac_worker *w, curl_socket_t fd);
-struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
-                               long port, long lport);
-curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k);
-void hac_conn_dead(struct hac_worker *w, const struct hac_req *r);
-void hac_conn_fini(struct hac_worker *w);
-
-/* ---- mux.c ---- */
-#define HAC_H2C_STREAMS 100    /* CURLMOPT_MAX_CONCURRENT_STREAMS we set */
-/* hac_mux_gate(): what xfer.c does with the request */
-#define HAC_GATE_GO 0          /* hand it to libcurl (hac_req.mux: how) */
-#define HAC_GATE_WAIT 1        /* it is in its origin's queue: park it */
-#define HAC_GATE_NOMEM 2       /* no memory for its origin: fail it */
-int hac_mux_gate(struct hac_worker *w, struct hac_req *r, bool promoted);
-struct hac_req *hac_mux_next(struct hac_worker *w, struct hac_origin **cur);
-CURLcode hac_mux_version(struct hac_req *r);
-bool hac_mux_prereq(struct hac_worker *w, struct hac_req *r, bool fresh,
-                    const char *ip, long port, long lport);
-void hac_mux_learn(struct hac_worker *w, struct hac_req *r, const char *line,
-                   size_t len);
-bool hac_mux_detach(struct hac_worker *w, struct hac_req *r);
-int hac_mux_close_socket(void *clientp, curl_socket_t fd);
-void hac_mux_fini(struct hac_worker *w);
-
-/* ---- capture.c ---- */
-size_t hac_on_header(char *data, size_t size, size_t n, void *userp);
-size_t hac_on_body(char *data, size_t size, size_t n, void *userp);
-int hac_on_debug(CURL *e, curl_infotype type, char *data, size_t size,
-                 void *userp);
-int hac_on_prereq(void *userp, char *ip, char *local_ip, int port,
-                  int local_port);
-void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
-void hac_result_fail(struct hac_worker *w, struct hac_req *r,
-                     uint32_t rflags, const char *msg);
-
-/* The response as captured: the last header block and the body (small,
-   on every request: inline) */
-static inline void hac_result_fill(struct hac_req *r)
-{
-  if(!r->in_body)
-    r->res.body_off = r->buf.len;
-  r->res.raw = r->buf.p ? r->buf.p : "";
-  r->res.raw_len = r->buf.len;
-}
-
-/* libcurl's codes for a connection that closed or broke under a request */
-static inline bool hac_conn_broke(CURLcode rc)
-{
-  switch(rc) {
-  case CURLE_GOT_NOTHING:
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-  case CURLE_PARTIAL_FILE:
-  case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
-    return true;
-  default:
-    return false;
-  }
-}
-
-/* ---- share.c ---- */
-int hac_share_init(struct hac_worker *w);
-void hac_share_fini(struct hac_worker *w);
-CURLcode hac_share_attach(struct hac_worker *w, CURL *e);
-
-/* ---- easy.c ---- */
-CURLcode hac_easy_attach(struct hac_worker *w, struct hac_req *r);
-void hac_easy_put(struct hac_worker *w, struct hac_req *r, bool keep);
-void hac_pool_fini(struct hac_worker *w);
-
-/* ---- xfer.c ---- */
-void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
-void hac_xfer_promote(struct hac_worker *w);
-void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
-void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
-                   const char *msg);
-
-/* ---- sock.c ---- */
-int hac_sock_on_socket(CURL *e, curl_socket_t s, int what, void *userp,
-                       void *socketp);
-void hac_sock_sweep(struct hac_worker *w);
-void hac_sock_fini(struct hac_worker *w);
-
-/* ---- worker.c ---- */
-int hac_worker_start(struct hac_worker *w);
-void hac_worker_stop(struct hac_worker *w);
-void hac_worker_release(struct hac_worker *w);
-void hac_worker_fini(struct hac_worker *w);
+/* the functions, file by file */
+#include "proto.h"
 
 #endif /* HAC_INTERNAL_H */

@@ -60,6 +60,8 @@ void hac_req_free(struct hac_req *r)
     return;
   if(r->hdrs)
     curl_slist_free_all(r->hdrs);
+  curl_slist_free_all(r->lists[0]);
+  curl_slist_free_all(r->lists[1]);
   hac_buf_free(&r->buf);
   hac_mfree(r);
 }

@@ -230,6 +230,7 @@ static void release_curl(struct hac_worker *w)
   hac_share_fini(w); /* after the last handle that used it */
   curl_slist_free_all(w->no_expect); /* no handle refers to it any more */
   w->no_expect = NULL;
+  hac_transport_fini(w);
 }
 
 static void *run(void *arg)
@@ -257,7 +258,8 @@ int hac_worker_start(struct hac_worker *w)
   w->multi = curl_multi_init();
   if(!w->multi || hac_share_init(w))
     return -1;
-  if(hac_table_init(w, (size_t)w->c->cfg.hash_size))
+  if(hac_table_init(w, (size_t)w->c->cfg.hash_size) ||
+     hac_transport_init(w))
     return -1;
   w->on_io = io_cb;
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, hac_sock_on_socket);
@@ -272,6 +274,10 @@ int hac_worker_start(struct hac_worker *w)
      opening sockets until the process runs out of fds */
   curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     w->c->cfg.max_connections);
+  /* 0: no bound; more transfers to one host wait inside libcurl, their
+     deadline running */
+  curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    w->c->cfg.max_host_connections);
   /* libcurl's default, set so that mux.c knows it */
   curl_multi_setopt(w->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
                     (long)HAC_H2C_STREAMS);

@@ -22,10 +22,11 @@ from ._seed import SeedFunctions
 from ._delivery import Delivery, QueryHandle
 from ._exceptions import ClientClosed, InvalidOption, InvalidOptionType
 from ._ffi import lib
-from ._encode import QueryItem, encode, encode_items, split_options
+from ._encode import QueryItem, body_of, encode, encode_items, split_options
 from ._nextquery import HttpReq, NextQuery, ThreadState
 from ._optable import ATTRIBUTES, ClientParams, QueryOptions, check_client_params
 from ._prometheus import prometheus_text
+from ._transport import proxy_fields, redact_url
 from ._validate import HeadersArg, _url_cache, check_url, to_body
 from ._wire import REQHDR
 
@@ -68,12 +69,28 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
     max_redirects: int
     max_body_size: int
     max_connections: int
+    connect_timeout: int | None
+    low_speed_limit: int
+    low_speed_time: int
+    proxy: str | None
+    no_proxy: str | None
+    trust_env: bool
+    tls_pinned_pubkey: str | None
+    resolve: tuple[str, ...] | None
+    connect_to: tuple[str, ...] | None
+    dns_cache_timeout: int
+    max_host_connections: int
+    max_connection_age: int
+    unix_socket: str | None
+    user_agent: str
 
     def __init__(self, **params: Unpack[ClientParams]) -> None:
         self._c = None
         self._closed = True
         values = check_client_params(params)
-        self._open(values)
+        self._open(values, proxy_fields(values, os.environ))
+        if values["proxy"]:
+            values["proxy"] = redact_url(values["proxy"])  # shown, never the password
         self._params: Mapping[str, Any] = MappingProxyType(values)
         verbose = values["curl_verbose"]
         self._closed = False
@@ -168,8 +185,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         if not options:
             # the common query (no keywords): straight to the submit path
             return self._submit(state, url, post_data, route, None, None, None, None, None)
-        method, headers, timeout, xdata, opts = split_options(
+        method, headers, timeout, xdata, opts, body = split_options(
             dict(options), "query() got an unexpected keyword argument")
+        post_data = body_of(post_data, body)
         return self._submit(state, url, post_data, route, method, headers, timeout, xdata, opts)
 
     def _submit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 from ._base import ClientBase, Route
 from ._delivery import QueryHandle
@@ -67,12 +67,13 @@ def local_reply(rid: int, flags: int, text: str) -> Reply:
 class Core(ClientBase):
     """The client's C side."""
 
-    def _open(self, values: dict[str, Any]) -> None:
-        """Create the C client from checked parameter values (the
-        effective memory manager is written back into ``values``)."""
+    def _open(self, values: dict[str, Any], extra: Mapping[str, Any]) -> None:
+        """Create the C client from checked parameter values and ``extra``
+        hac_config fields (the effective memory manager is written back
+        into ``values``)."""
         keep: list[Any] = []
         cfg = ffi.new("hac_config *")
-        fill_config(cfg, values, keep)
+        fill_config(cfg, values, keep, extra)
         mm = ffi.new("int *")
         err = ffi.new("char[256]")
         ptr = lib.hac_client_new(cfg, mm, err, 256)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 from ._base import Route, RouteArg
-from ._exceptions import InvalidOptionType
+from ._exceptions import InvalidOption, InvalidOptionType
 from ._ffi import lib
 from ._nextquery import NextQuery
-from ._optable import QUERY_OPTS, encode_opt
+from ._optable import ALIASES, QUERY_OPTS, encode_opt
 from ._validate import (
     HeadersArg,
     _url_cache,
+    check_flag,
+    check_header,
     check_method,
     check_timeout,
     check_url,
@@ -78,8 +80,9 @@ def encode_items(
             raise InvalidOptionType("a query_many() mapping needs a 'url'") from None
         post_data = kw.pop("post_data", None)
         fn = resolve(kw.pop("route")) if "route" in kw else fn0
-        method, headers, timeout, xdata, opts = split_options(
+        method, headers, timeout, xdata, opts, body = split_options(
             kw, "query_many() got an unexpected key")
+        post_data = body_of(post_data, body)
         url_b = (type(url) is str and cache_get(url)) or check_url(url)
         add_part(encode(rid, url_b, None, post_data, method, headers, timeout, opts))
         add_made((rid, url if isinstance(url, str) else url_b.decode(), fn, xdata))
@@ -88,22 +91,55 @@ def encode_items(
 
 def split_options(
     kw: dict[str, Any], unknown: str
-) -> tuple[Any, Any, Any, Any, dict[str, object] | None]:
-    """(method, headers, timeout, xdata, per-query options) out of a query's
-    keywords; ``unknown`` starts the TypeError for a name that is none."""
+) -> tuple[Any, Any, Any, Any, dict[str, object] | None, Any]:
+    """(method, headers, timeout, xdata, per-query options, body) out of a
+    query's keywords; ``unknown`` starts the TypeError for a name that is
+    none.  The seed's http_req keys are keywords too: ``hdr`` (one header
+    line or a list, appended after ``headers``), ``body``, ``suspend``
+    (checked, and nothing else: a query never blocks), the Kamailio
+    spellings of the options."""
     method = kw.pop("method", None)
     headers = kw.pop("headers", None)
     timeout = kw.pop("timeout", None)
     xdata = kw.pop("xdata", None)
+    body = kw.pop("body", None)
+    if "hdr" in kw:
+        hdr = kw.pop("hdr")
+        if hdr is not None:
+            lines = [check_header(hdr)] if isinstance(hdr, (str, bytes)) else [
+                check_header(h) for h in _lines("hdr", hdr)]
+            headers = [*headers_lines(headers), *lines]
+    if "suspend" in kw:
+        suspend = kw.pop("suspend")
+        if suspend is not None:
+            check_flag("suspend", suspend)
     opts: dict[str, object] | None = None
     for name, value in kw.items():
+        name = ALIASES.get(name, name)
         if name not in QUERY_OPTS:
             raise TypeError(f"{unknown} {name!r}")
         if value is not None:
             if opts is None:
                 opts = {}
             opts[name] = value
-    return method, headers, timeout, xdata, opts
+    return method, headers, timeout, xdata, opts, body
+
+
+def _lines(name: str, value: object) -> Iterable[object]:
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return value
+    raise InvalidOptionType(
+        f"{name} must be a header line or a list of them, not {type(value).__name__}"
+    )
+
+
+def body_of(post_data: Any, body: Any) -> Any:
+    """``post_data`` or the ``body`` keyword (the seed's http_req key)."""
+    if body is None:
+        return post_data
+    if post_data is not None:
+        raise InvalidOption("give the request body as post_data or body=, not both")
+    return body
 
 
 def encode(

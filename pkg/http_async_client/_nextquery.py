@@ -9,7 +9,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ClientClosed, InvalidOption, InvalidOptionType, UnknownRequestKey
-from ._optable import ALIASES, REQ_KEYS, REQ_OPTIONS, encode_opt
+from ._optable import ALIASES, QUERY_OPTS, REQ_KEYS, REQ_OPTIONS, encode_opt
 from ._validate import check_flag, check_header, check_method, check_timeout, to_body
 from ._wire import METHOD_CODES
 
@@ -41,7 +41,8 @@ class NextQuery:
         self.method = METHOD_CODES[check_method(value)]
 
     def set_key(self, key: str, value: Any) -> None:
-        """``$http_req(key) = value``."""
+        """``$http_req(key) = value``; None resets that key to the client's
+        default (the seed's ``$null``)."""
         if not isinstance(key, str):
             raise InvalidOptionType("http_req key must be str")
         key = ALIASES.get(key, key)
@@ -50,17 +51,23 @@ class NextQuery:
                 raise InvalidOption("http_req['all'] only accepts None (reset)")
             self.__init__()  # type: ignore[misc]
         elif key == "hdr":
-            self.headers.append(check_header(value))
+            if value is None:
+                self.headers = []
+            else:
+                self.headers.append(check_header(value))
         elif key == "method":
-            self.set_method(value)
+            self.method = None if value is None else METHOD_CODES[check_method(value)]
         elif key == "timeout":
-            self.timeout = check_timeout("timeout", value)
+            self.timeout = None if value is None else check_timeout("timeout", value)
         elif key == "suspend":
-            self.suspend = check_flag("suspend", value)
+            self.suspend = 1 if value is None else check_flag("suspend", value)
         elif key == "body":
             self.body = None if value is None else to_body(value)
         elif key in _REQ_OPTIONS:
-            self.set_opt(key, value)
+            if value is None:
+                self.opts.pop(QUERY_OPTS[key][0], None)
+            else:
+                self.set_opt(key, value)
         else:
             raise UnknownRequestKey(
                 f"unknown http_req key {key!r}; known keys: {', '.join(REQ_KEYS)}"

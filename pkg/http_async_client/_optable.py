@@ -18,9 +18,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, Callable, Mapping, Sequence, TypedDict
 
+from ._exceptions import InvalidOption
 from ._ffi import ffi, lib
+from ._transport import (
+    check_bool,
+    check_ca_blob,
+    check_connect_timeout,
+    check_connect_to,
+    check_dns_cache_timeout,
+    check_no_proxy,
+    check_pinned_pubkey,
+    check_proxy,
+    check_resolve,
+    check_user_agent,
+    query_connect_to,
+    query_resolve,
+)
+from ._version import __version__
 from ._validate import (
     HeadersArg,
     PathArg,
@@ -37,6 +53,7 @@ from ._validate import (
     check_timeout,
     check_workers,
     path_text,
+    to_int,
 )
 
 Check = Callable[[str, object], Any]
@@ -62,6 +79,31 @@ class Opt:
 
 
 _MB = 1024 * 1024
+
+# authmethod bits (the seed's, = CURLAUTH_*) and the curl_version_info
+# feature a bit needs (CURL_VERSION_SPNEGO, CURL_VERSION_NTLM)
+_AUTH_NAMES = {1: "Basic", 2: "Digest", 4: "Negotiate", 8: "NTLM", 16: "Digest-IE"}
+_AUTH_FEATURE = {4: 1 << 8, 8: 1 << 4}
+
+
+def check_authmethod(name: str, value: object) -> int:
+    """A sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, 16 Digest-IE that
+    this libcurl can do."""
+    v = to_int(name, value)
+    if not 1 <= v <= 31:
+        raise InvalidOption(
+            f"{name} must be a sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, "
+            f"16 Digest-IE (1..31), got {v}"
+        )
+    features = lib.hac_curl_features()
+    for bit, feature in _AUTH_FEATURE.items():
+        if v & bit and not features & feature:
+            raise InvalidOption(
+                f"{name} {v} includes {bit} ({_AUTH_NAMES[bit]}), which this libcurl "
+                "was built without"
+            )
+    return v
+
 
 ROWS: tuple[Opt, ...] = (
     Opt("workers", None, 1, check_workers, cfg="workers",
@@ -125,10 +167,13 @@ ROWS: tuple[Opt, ...] = (
         cfg="tcp_ka_interval", key="HAC_O_KA_INTERVAL",
         aliases=("ka-interval", "tcp_ka_interval"), since="5.x",
         doc="s between probes (`CURLOPT_TCP_KEEPINTVL`; 0 = libcurl's 60)"),
-    Opt("authmethod", "authmethod", 3, check_nonneg, check_nonneg,
+    Opt("authmethod", "authmethod", 3, check_authmethod, check_authmethod,
         cfg="authmethod", key="HAC_O_AUTHMETHOD", since="5.x",
-        doc="`CURLOPT_HTTPAUTH` bitmask: 1 Basic, 2 Digest (used when a `username` is "
-            "given); a wrong password is a 401 reply, not an error"),
+        doc="`CURLOPT_HTTPAUTH` bitmask, used when a `username` is given: 1 Basic, 2 "
+            "Digest, 4 Negotiate (SPNEGO/Kerberos), 8 NTLM, 16 Digest with IE's URI "
+            "form, or their sum (libcurl picks the safest the server offers); 0 or a "
+            "method this libcurl lacks → `InvalidOption`; a wrong password is a 401 "
+            "reply, not an error"),
     Opt(None, "username", None, None, check_text, key="HAC_O_USERNAME", since="5.x",
         doc="user name for HTTP authentication (Basic/Digest)"),
     Opt(None, "password", None, None, check_text, key="HAC_O_PASSWORD", since="5.x",
@@ -150,6 +195,72 @@ ROWS: tuple[Opt, ...] = (
         doc="per worker: at most this many transfers in libcurl (and connections "
             "open); more wait in the worker's queue with their deadline running (a "
             "miss says `waiting for a connection slot`)"),
+    Opt("connect_timeout", "connect_timeout", None, check_connect_timeout, check_timeout,
+        cfg="connect_timeout", key="HAC_O_CONNECT_TIMEOUT", since="ours",
+        doc="ms bound on DNS + TCP + TLS (and proxy) set-up, inside the total deadline; "
+            "None: the deadline alone. A miss is a timeout reply whose `err` names the "
+            "phase (`phase: connect (TCP)`)"),
+    Opt("low_speed_limit", "low_speed_limit", 0, check_nonneg, check_nonneg,
+        cfg="low_speed_limit", key="HAC_O_LOW_SPEED_LIMIT", since="ours",
+        doc="bytes/s; a transfer slower than this for `low_speed_time` fails as a "
+            "timeout reply (`CURLOPT_LOW_SPEED_LIMIT`); 0: no check"),
+    Opt("low_speed_time", "low_speed_time", 30, check_nonneg, check_nonneg,
+        cfg="low_speed_time", key="HAC_O_LOW_SPEED_TIME", since="ours",
+        doc="s below `low_speed_limit` that fail a transfer (0: 30, as curl)"),
+    Opt("proxy", "proxy", None, check_proxy, check_proxy,
+        cfg="proxy", key="HAC_O_PROXY", since="ours",
+        doc="`http://`, `https://`, `socks5://` or `socks5h://` proxy URL (credentials "
+            "in it are sent to the proxy, shown as `***`); None: no proxy (the "
+            "environment is ignored unless `trust_env`); per query `\"\"`: none for "
+            "this request. An `https://` proxy is verified as servers are"),
+    Opt("no_proxy", "no_proxy", None, check_no_proxy, check_no_proxy,
+        cfg="no_proxy", key="HAC_O_NO_PROXY", since="ours",
+        doc="comma-separated hosts, domains (`example.com` also covers its "
+            "subdomains), addresses or `*` reached without the proxy"),
+    Opt("trust_env", None, False, check_bool, since="ours",
+        doc="True: `http_proxy`, `https_proxy`, `all_proxy`, `no_proxy` (either case; "
+            "upper-case `HTTP_PROXY` not in a CGI process) from the environment at "
+            "creation are the defaults of `proxy`/`no_proxy`, per URL scheme; an "
+            "explicit `proxy=`/`no_proxy=` wins. False: the environment is ignored"),
+    Opt("tls_ca_blob", "tls_ca_blob", None, check_ca_blob, check_ca_blob,
+        cfg="tls_ca_blob", key="HAC_O_CA_BLOB", attribute=False, since="ours",
+        doc="PEM bytes of trusted CAs, in memory (`CURLOPT_CAINFO_BLOB`); trusted alone "
+            "unless `tls_ca_file`/`tls_ca_path` are also given (parsed per handshake)"),
+    Opt("tls_pinned_pubkey", "tls_pinned_pubkey", None, check_pinned_pubkey,
+        lambda n, v: "" if v == "" else check_pinned_pubkey(n, v),
+        cfg="tls_pinned_pubkey", key="HAC_O_PINNED_PUBKEY", since="ours",
+        doc="`sha256//<base64>` pins (`;`-separated) or a PEM/DER public key file; a "
+            "server key that matches none fails the transfer (`err` says pinned)"),
+    Opt("resolve", "resolve", None, check_resolve, query_resolve,
+        cfg="resolve", key="HAC_O_RESOLVE", since="ours",
+        doc='list of `"host:port:address[,address]"` (curl\'s `--resolve`): those '
+            "names bypass DNS. libcurl keeps them in the worker's DNS cache, so later "
+            "requests to that host:port may use them too (`connect_to` does not)"),
+    Opt("connect_to", "connect_to", None, check_connect_to, query_connect_to,
+        cfg="connect_to", key="HAC_O_CONNECT_TO", since="ours",
+        doc='list of `"host:port:connect-host:connect-port"` (empty parts match any / '
+            "keep): connect there instead; URL, Host header and SNI stay the same"),
+    Opt("dns_cache_timeout", None, 60, check_dns_cache_timeout, cfg="dns_cache_timeout",
+        since="ours",
+        doc="s a worker keeps a DNS answer (`CURLOPT_DNS_CACHE_TIMEOUT`); -1 forever, "
+            "0 off"),
+    Opt("max_host_connections", None, 0, check_nonneg, cfg="max_host_connections",
+        since="ours",
+        doc="at most this many connections per host per worker "
+            "(`CURLMOPT_MAX_HOST_CONNECTIONS`); more requests wait inside libcurl with "
+            "their deadline running; 0: no bound"),
+    Opt("max_connection_age", None, 0, check_nonneg, cfg="max_connection_age",
+        since="ours",
+        doc="s; a connection older than this is not reused (`CURLOPT_MAXLIFETIME_CONN`: "
+            "rolling deploys, DNS changes); 0: no bound"),
+    Opt("unix_socket", "unix_socket", None, check_path, path_text,
+        cfg="unix_socket", key="HAC_O_UNIX_SOCKET", since="ours",
+        doc="path of a Unix domain socket to connect to instead of TCP; the URL still "
+            "gives Host and path (`CURLOPT_UNIX_SOCKET_PATH`)"),
+    Opt("user_agent", None, f"http_async_client/{__version__}", check_user_agent,
+        cfg="user_agent", since="ours",
+        doc="`User-Agent` sent unless a query's headers replace (`User-Agent: x`) or "
+            "remove (`User-Agent:`) it; `\"\"`: none"),
 )
 
 CLIENT_ROWS = tuple(r for r in ROWS if r.client is not None)
@@ -178,6 +289,8 @@ def encode_opt(name: str, value: object) -> tuple[bytes, bytes]:
     """(key byte, b"<key><value>\\0") for one per-query option."""
     key, check = QUERY_OPTS[name]
     v = check(name, value)
+    if isinstance(v, bytes):
+        return key, key + v + b"\0"
     text = v if isinstance(v, str) else str(int(v))
     return key, key + os.fsencode(text) + b"\0"
 
@@ -205,6 +318,23 @@ class QueryOptions(TypedDict, total=False):
     password: str | None
     max_redirects: int | None
     http_version: int | None
+    connect_timeout: int | None
+    low_speed_limit: int | None
+    low_speed_time: int | None
+    proxy: str | None
+    no_proxy: str | Sequence[str] | None
+    tls_ca_blob: bytes | str | None
+    tls_pinned_pubkey: PathArg
+    resolve: str | Sequence[str] | None
+    connect_to: str | Sequence[str] | None
+    unix_socket: PathArg
+    # the seed's http_req keys that are not table rows, and its spellings
+    hdr: str | Sequence[str] | None
+    body: str | bytes | None
+    suspend: int | str | None
+    tcp_keepalive: int | None
+    tcp_ka_idle: int | None
+    tcp_ka_interval: int | None
 
 
 class ClientParams(TypedDict, total=False):
@@ -231,10 +361,26 @@ class ClientParams(TypedDict, total=False):
     max_redirects: int
     max_body_size: int
     max_connections: int
+    connect_timeout: int | None
+    low_speed_limit: int
+    low_speed_time: int
+    proxy: str | None
+    no_proxy: str | Sequence[str] | None
+    trust_env: bool
+    tls_ca_blob: bytes | str | None
+    tls_pinned_pubkey: PathArg
+    resolve: str | Sequence[str] | None
+    connect_to: str | Sequence[str] | None
+    dns_cache_timeout: int
+    max_host_connections: int
+    max_connection_age: int
+    unix_socket: PathArg
+    user_agent: str
 
 
 # query()'s keywords that are parts of the request, not table options
-REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata")
+# (hdr, body, suspend: the seed's http_req keys of the same names)
+REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend")
 
 
 def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,22 +399,29 @@ def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fill_config(cfg: Any, values: Mapping[str, Any], keep: list[Any]) -> None:
-    """Write the checked values into a ``hac_config`` (strings kept alive in
-    ``keep`` until the core has copied them)."""
-    for row in CLIENT_ROWS:
-        if row.cfg is None or row.client is None:
-            continue
-        value = values[row.client]
-        if row.client == "memory_manager":
+def fill_config(
+    cfg: Any, values: Mapping[str, Any], keep: list[Any], extra: Mapping[str, Any] = {}
+) -> None:
+    """Write the checked values (and ``extra`` fields, e.g. the proxies
+    taken from the environment) into a ``hac_config``: None is NULL or 0,
+    texts are kept alive in ``keep`` until the core has copied them, lists
+    are joined by newlines."""
+    fields = dict(ffi.typeof("hac_config").fields)
+    given = {r.cfg: values[r.client] for r in CLIENT_ROWS if r.cfg and r.client}
+    given.update(extra)
+    for field, value in given.items():
+        if field == "memory_manager":
             value = lib.HAC_MM_SHM if value == "shm" else lib.HAC_MM_SYS
-        elif row.client_check is check_path:
-            if value is None:
-                value = ffi.NULL
-            else:
-                value = ffi.new("char[]", os.fsencode(value))
-                keep.append(value)
-        setattr(cfg, row.cfg, value)
+        pointer = fields[field].type.kind == "pointer"
+        if value is None:
+            value = ffi.NULL if pointer else 0
+        elif pointer:
+            if isinstance(value, tuple):
+                value = "\n".join(value)
+            text = value if isinstance(value, bytes) else os.fsencode(value)
+            value = ffi.new("char[]", text)
+            keep.append(value)
+        setattr(cfg, field, value)
 
 
 # ------------------------------------------------------------ docs/api.md

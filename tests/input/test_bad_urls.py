@@ -205,6 +205,6 @@ def test_property_url_path_cannot_inject(sink: RawServer) -> None:
             request_line, fields = split_request(server.requests[-1])
             method, target, version = request_line.split(b" ")
             assert (method, version) == (b"GET", b"HTTP/1.1") and target.startswith(b"/")
-            assert sorted(n.lower() for n, _ in fields) == [b"accept", b"host"], fields
+            assert sorted(n.lower() for n, _ in fields) == [b"accept", b"host", b"user-agent"], fields
 
         prop()
