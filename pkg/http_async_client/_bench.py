@@ -179,6 +179,7 @@ class BenchResult:
                 "concurrency": cfg.concurrency,
                 "rate": cfg.rate,
                 "http_version": cfg.http_version,
+                "latency_from": latency_origin(cfg),
             },
             "interrupted": self.interrupted,
             "summary": {
@@ -204,6 +205,12 @@ class BenchResult:
             },
             "stats": self.stats,
         }
+
+
+def latency_origin(cfg: BenchConfig) -> str:
+    """What the latencies are measured from: with ``--rate``, each
+    request's scheduled start (coordinated-omission corrected)."""
+    return "scheduled start" if cfg.rate else "submit"
 
 
 def error_kind(reply: Reply) -> str:
@@ -243,7 +250,8 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
     """Keep ``concurrency`` requests in flight (at most ``rate`` per second
     on a fixed token schedule) until ``requests`` were sent, ``duration``
     passed or ``stop`` was requested; then wait for what is in flight.
-    Latency is submit-to-reply as the application sees it."""
+    Latency is submit-to-reply as the application sees it, or with a rate
+    scheduled-start-to-reply (see latency_origin)."""
     perf = time.perf_counter_ns
     submit = _submitter(client, cfg)
     completions = client.completions
@@ -282,7 +290,11 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
                         break
                     next_due += interval
                 h = submit()
-                starts[h.id] = now
+                # with a rate, latency runs from the request's scheduled
+                # start (next_due - interval), not from when the loop got
+                # to it: a stalled server then shows its stall in every
+                # request it held back (coordinated omission, as wrk2)
+                starts[h.id] = next_due - interval if interval else now
                 sent += 1
                 now = perf()
         if stop.count and not told_stopping:
@@ -319,8 +331,8 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
                             starts[submit().id] = now
                             sent += 1
                         elif next_due <= now:
+                            starts[submit().id] = next_due
                             next_due += interval
-                            starts[submit().id] = now
                             sent += 1
                     if now >= wake:
                         break

@@ -18,11 +18,9 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import IO, Any, Iterator, Sequence
 from . import _ui
 from ._bench import BenchConfig, BenchResult, Progress, StopFlag, run_load
 from ._client import Client
-from ._exceptions import HttpAsyncClientError
+from ._exceptions import HttpAsyncClientError, UsageError
 from ._validate import check_method, check_url, headers_lines
 from ._ffi import CURL_VERSION
 from ._version import __version__
@@ -61,60 +59,47 @@ def _read_data(data: str | None) -> bytes | None:
     return data.encode("utf-8")
 
 
-@contextlib.contextmanager
-def _capath_from_cafile(cafile: str) -> Iterator[str]:
-    """A temporary CA directory holding the certificates of a PEM file.
-
-    The core exposes libcurl's CAPATH (the seed's ``tls_ca_path``), not
-    CAINFO: a file is split into one certificate per file and indexed with
-    ``openssl rehash`` (the hash names OpenSSL looks certificates up by)."""
+def _check_cacert(cafile: str) -> None:
+    """--cacert FILE must hold a PEM certificate: said here, as curl's
+    own message would be a failed transfer per URL."""
     try:
         text = Path(cafile).read_text("ascii", errors="replace")
     except OSError as exc:
         raise CliError(f"--cacert {cafile}: {exc.strerror or exc}") from None
-    pems = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
-    if not pems:
+    if "-----BEGIN CERTIFICATE-----" not in text:
         raise CliError(f"--cacert {cafile}: no PEM certificate in it")
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise CliError("--cacert needs the openssl command (or use --capath DIR)")
-    with tempfile.TemporaryDirectory(prefix="hac-cacert-") as d:
-        for i, pem in enumerate(pems):
-            Path(d, f"ca{i}.pem").write_text(pem + "\n")
-        proc = subprocess.run([openssl, "rehash", d], capture_output=True, text=True)
-        if proc.returncode != 0 or not any(n.endswith(".0") for n in os.listdir(d)):
-            # builds without `rehash`: link each certificate by its hash
-            for i in range(len(pems)):
-                h = subprocess.run([openssl, "x509", "-hash", "-noout", "-in", f"ca{i}.pem"],
-                                   cwd=d, capture_output=True, text=True).stdout.strip()
-                if not h:
-                    raise CliError(f"--cacert {cafile}: openssl cannot read certificate {i}")
-                n = 0
-                while os.path.exists(os.path.join(d, f"{h}.{n}")):
-                    n += 1
-                os.symlink(f"ca{i}.pem", os.path.join(d, f"{h}.{n}"))
-        yield d
 
 
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Client]:
     verify = 0 if args.insecure else 1
-    with contextlib.ExitStack() as stack:
-        capath = args.capath
-        if args.cacert:
-            capath = stack.enter_context(_capath_from_cafile(args.cacert))
+    if args.cacert:
+        _check_cacert(args.cacert)
+    try:
         client = Client(
             workers=args.workers,
             connection_timeout=args.timeout,
             tls_verify_host=2 if verify else 0,
             tls_verify_peer=verify,
-            tls_ca_path=capath,
+            tls_ca_path=args.capath,
+            tls_ca_file=args.cacert,
             tls_client_cert=args.cert,
             tls_client_key=args.key,
+            tls_pinned_pubkey=args.pinnedpubkey,
             curl_follow_redirect=1 if args.location else 0,
+            connect_timeout=(None if args.connect_timeout is None
+                             else max(1, round(args.connect_timeout * 1000))),
+            proxy=args.proxy,
+            no_proxy=args.noproxy,
+            resolve=args.resolve or None,
+            connect_to=args.connect_to or None,
+            unix_socket=args.unix_socket,
+            **({} if args.user_agent is None else {"user_agent": args.user_agent}),
         )
-        with client:
-            yield client
+    except UsageError as exc:
+        raise CliError(str(exc)) from None
+    with client:
+        yield client
 
 
 def _validate(args: argparse.Namespace) -> None:

@@ -81,6 +81,26 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     ca.add_argument("--capath", metavar="DIR", help="trust the CAs in this (openssl rehash'ed) directory")
     t.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
     t.add_argument("--key", metavar="FILE", help="client certificate key (PEM)")
+    t.add_argument("--pinnedpubkey", metavar="PINS", default=None,
+                   help="sha256//<base64>[;sha256//...] pins or a public key file")
+    c = p.add_argument_group("connection")
+    c.add_argument("--connect-timeout", type=_duration, default=None, metavar="SECONDS",
+                   help="bound on DNS + TCP + TLS set-up: seconds as curl (2, 0.5) or 500ms "
+                   "(default: the --timeout deadline)")
+    c.add_argument("-x", "--proxy", default=None, metavar="URL",
+                   help="http://, https://, socks5:// or socks5h:// proxy (the environment's "
+                   "http_proxy etc. are never used)")
+    c.add_argument("--noproxy", default=None, metavar="HOSTS",
+                   help="comma-separated hosts reached without the proxy")
+    c.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR[,ADDR]",
+                   help="use this address for HOST:PORT (no DNS); repeatable")
+    c.add_argument("--connect-to", action="append", default=[],
+                   metavar="HOST:PORT:CONNECT-HOST:CONNECT-PORT",
+                   help="connect there instead (URL, Host and SNI unchanged); repeatable")
+    c.add_argument("--unix-socket", default=None, metavar="PATH",
+                   help="connect to this Unix domain socket instead of TCP")
+    c.add_argument("-A", "--user-agent", default=None, metavar="NAME",
+                   help="User-Agent to send (default http_async_client/<version>; '' none)")
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, Any
 
-from ._bench import BenchResult, Snapshot
+from ._bench import BenchConfig, BenchResult, Snapshot, latency_origin
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -165,6 +165,12 @@ def _us(v: float) -> str:
     return f"{v:.0f} us"
 
 
+def _latency_title(cfg: BenchConfig) -> str:
+    if latency_origin(cfg) == "scheduled start":
+        return "from each request's scheduled start to its reply: --rate, coordinated-omission corrected"
+    return "submit to reply"
+
+
 def plain_report(res: BenchResult, stream: IO[str]) -> str:
     """The final report as text.  The first and the latency line keep the
     form of the original demo (scripts grep them)."""
@@ -188,7 +194,7 @@ def plain_report(res: BenchResult, stream: IO[str]) -> str:
         f"{human_bytes(res.sent * len(cfg.body or b''))} of request bodies sent"
     )
     add("")
-    add("Latency (submit to reply):")
+    add(f"Latency ({_latency_title(cfg)}):")
     if not res.completed:
         add("  no replies")
     else:
@@ -258,7 +264,8 @@ def rich_report(res: BenchResult, console: Console) -> None:
     )
     console.print(summary)
 
-    pct = Table(title="Latency (submit to reply, us)", box=box.SIMPLE, title_justify="left")
+    pct = Table(title=f"Latency ({_latency_title(res.config)}, us)", box=box.SIMPLE,
+                title_justify="left")
     for key in ("min", "p50", "p90", "p99", "p99.9", "max", "mean", "stdev"):
         pct.add_column(key, justify="right")
     pct.add_row(*(f"{lat[k]:,.0f}" for k in ("min", "p50", "p90", "p99", "p99.9", "max", "mean", "stdev")))

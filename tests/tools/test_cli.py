@@ -440,10 +440,65 @@ def test_help_names_both_commands() -> None:
     assert "fetch" in top.stdout and "bench" in top.stdout
     bench = run_cli("bench", "-h")
     for flag in ("-n", "-z", "-c", "--workers", "--rate", "--json", "-X", "-H", "-d", "--timeout",
-                 "-k", "--cacert", "--capath", "--cert", "--key", "--http2", "--http2-prior-knowledge"):
+                 "-k", "--cacert", "--capath", "--cert", "--key", "--http2", "--http2-prior-knowledge",
+                 "--connect-timeout", "-x", "--proxy", "--noproxy", "--pinnedpubkey", "--resolve",
+                 "--connect-to", "--unix-socket", "-A"):
         assert re.search(rf"(^|\s){re.escape(flag)}[ ,\n]", bench.stdout), flag
     fetch = run_cli("fetch", "-h")
     for flag in ("-i", "-o", "-f", "-L", "--http2", "-X", "-H", "-d"):
         assert re.search(rf"(^|\s){re.escape(flag)}[ ,\n]", fetch.stdout), flag
     version = run_cli("--version")
     assert version.returncode == 0 and "libcurl" in version.stdout
+
+
+def test_bench_rate_latency_is_from_the_scheduled_start(fresh_http_server: HTTPTestServer) -> None:
+    """--rate with one request in flight against a 100 ms server: requests
+    are due every 20 ms but served every ~100 ms, so each waits longer
+    than the one before; measured from the schedule (coordinated omission
+    corrected) the latencies grow to ~0.8 s, from the actual send they
+    would all be ~100 ms."""
+    result = run_cli("bench", "-n", "10", "-c", "1", "--rate", "50", "--json",
+                     f"{fresh_http_server.url}/delay/100")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config"]["latency_from"] == "scheduled start"
+    lat = report["latency_us"]
+    assert lat["max"] > 600_000, lat
+    assert lat["p50"] > 300_000, lat
+    plain = run_cli("bench", "-n", "4", "-c", "1", "--rate", "50", "--ui", "plain",
+                    "--no-progress", f"{fresh_http_server.url}/echo")
+    assert "scheduled start" in plain.stdout and "coordinated-omission" in plain.stdout
+    unpaced = json.loads(run_cli("bench", "-n", "5", "-c", "1", "--json",
+                                 f"{fresh_http_server.url}/delay/100").stdout)
+    assert unpaced["config"]["latency_from"] == "submit"
+    assert unpaced["latency_us"]["max"] < 600_000
+
+
+def test_fetch_connection_flags(fresh_http_server: HTTPTestServer, certs: Certs,
+                                https_server: HTTPTestServer) -> None:
+    port = fresh_http_server.port
+    resolved = run_cli("fetch", "--resolve", f"api.example.test:{port}:127.0.0.1",
+                       f"http://api.example.test:{port}/echo")
+    assert resolved.returncode == 0 and resolved.stdout.startswith("200"), resolved.stdout + resolved.stderr
+    moved = run_cli("fetch", "--connect-to", f"api.example.test:80:127.0.0.1:{port}",
+                    "-A", "cli-test/1", "http://api.example.test/echo")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    last = fresh_http_server.requests[-1]
+    assert dict((k.lower(), v) for k, v in last["headers"])["host"] == "api.example.test"
+    assert dict((k.lower(), v) for k, v in last["headers"])["user-agent"] == "cli-test/1"
+    timed = run_cli("fetch", "--connect-timeout", "0.5", f"{fresh_http_server.url}/echo")
+    assert timed.returncode == 0, timed.stderr
+    bad = run_cli("fetch", "--resolve", "nonsense", f"{fresh_http_server.url}/echo")
+    assert bad.returncode == 2 and "resolve" in bad.stderr
+    badproxy = run_cli("fetch", "-x", "ftp://127.0.0.1:1", f"{fresh_http_server.url}/echo")
+    assert badproxy.returncode == 2 and "proxy" in badproxy.stderr
+    pin = subprocess.run(
+        "openssl x509 -in {0} -pubkey -noout | openssl pkey -pubin -outform der | "
+        "openssl dgst -sha256 -binary | base64".format(certs.server_cert),
+        shell=True, check=True, capture_output=True, text=True).stdout.strip()
+    pinned = run_cli("fetch", "--cacert", str(certs.ca_cert), "--pinnedpubkey", f"sha256//{pin}",
+                     f"{https_server.url}/echo")
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    wrong = run_cli("fetch", "--cacert", str(certs.ca_cert), "--pinnedpubkey",
+                    "sha256//" + "A" * 43 + "=", f"{https_server.url}/echo")
+    assert wrong.returncode == 1 and "pinned" in wrong.stdout.lower(), wrong.stdout
