@@ -175,7 +175,7 @@ ROWS: tuple[Opt, ...] = (
             "method this libcurl lacks → `InvalidOption`; a wrong password is a 401 "
             "reply, not an error"),
     Opt(None, "username", None, None, check_text, key="HAC_O_USERNAME", since="5.x",
-        doc="user name for HTTP authentication (Basic/Digest)"),
+        doc="user name for HTTP authentication (see `authmethod`)"),
     Opt(None, "password", None, None, check_text, key="HAC_O_PASSWORD", since="5.x",
         doc="its password (never logged or shown)"),
     Opt("max_redirects", "max_redirects", 10, check_nonneg, check_nonneg,
@@ -428,10 +428,11 @@ def fill_config(
 
 _SPECIAL_REQ_DOCS = (
     ("all", "", "`= None` resets every key to the client's defaults"),
-    ("hdr", "", "appends a header (as `http_append_header`)"),
+    ("hdr", "", "appends a header (as `http_append_header`); `None` drops the appended ones"),
     ("method", "", "as `http_set_method`"),
     ("timeout", "", "as `http_set_timeout` (ms)"),
-    ("suspend", "", "as `http_async_suspend`"),
+    ("suspend", "", "as `http_async_suspend` (a `query()` keyword too, where it changes "
+     "nothing: `query()` never blocks)"),
     ("body", "5.x", "request body of the next query (as `post_data`; POST unless a "
      "method is set)"),
 )
