@@ -14,7 +14,14 @@ from support.certs import Certs, make_certs
 from support.clients import Fetch, MakeClient
 from support.fds import FdBaseline
 from support.nginx import Nginx, NginxError, find_nginx
+from support.proxies import PROXY_PASSWORD, PROXY_USER, TEST_HOSTS, HTTPProxy, Socks5Proxy
 from support.servers import HTTPSServers, HTTPTestServer, RawServerFactory
+from support.transport_servers import (
+    CountingHTTPServer,
+    DripServer,
+    FullBacklogListener,
+    UnixHTTPServer,
+)
 
 CLIENT_TIMEOUT_MS = 8000  # connection_timeout of the `client` fixture: generous on a loaded machine
 FETCH_WAIT_S = 10.0  # fetch(): bound of the wait for the reply
@@ -93,6 +100,82 @@ def nginx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Ng
         yield server
     finally:
         server.stop()
+
+
+# ------------------------------------------- transport controls (#13)
+# Each is private to its test, so its logs hold that test's traffic only.
+
+
+@pytest.fixture
+def http_proxy() -> Iterator[HTTPProxy]:
+    """Forward HTTP proxy (relay + CONNECT), no auth; ``api.example.test``
+    (TEST_HOSTS) is taken as 127.0.0.1."""
+    with HTTPProxy(hosts=TEST_HOSTS) as proxy:
+        yield proxy
+    assert not proxy.errors, list(proxy.errors)  # bugs of the server, not client aborts
+
+
+@pytest.fixture
+def auth_http_proxy() -> Iterator[HTTPProxy]:
+    """The same, requiring Basic PROXY_USER:PROXY_PASSWORD (else 407)."""
+    with HTTPProxy(auth=(PROXY_USER, PROXY_PASSWORD), hosts=TEST_HOSTS) as proxy:
+        yield proxy
+    assert not proxy.errors, list(proxy.errors)  # bugs of the server, not client aborts
+
+
+@pytest.fixture
+def socks5_proxy() -> Iterator[Socks5Proxy]:
+    """SOCKS5 server (``.url`` socks5://, ``.url_h`` socks5h://), no auth;
+    resolves ``localhost`` and TEST_HOSTS only."""
+    with Socks5Proxy(hosts=TEST_HOSTS) as proxy:
+        yield proxy
+    assert not proxy.errors, list(proxy.errors)  # bugs of the server, not client aborts
+
+
+@pytest.fixture
+def auth_socks5_proxy() -> Iterator[Socks5Proxy]:
+    """The same, requiring username/password PROXY_USER/PROXY_PASSWORD."""
+    with Socks5Proxy(auth=(PROXY_USER, PROXY_PASSWORD), hosts=TEST_HOSTS) as proxy:
+        yield proxy
+    assert not proxy.errors, list(proxy.errors)  # bugs of the server, not client aborts
+
+
+@pytest.fixture
+def unix_http_server() -> Iterator[UnixHTTPServer]:
+    """HTTP/1.1 server on a Unix socket (``.path``), answering ``unix:<METHOD> <path>``."""
+    with UnixHTTPServer() as server:
+        yield server
+    assert not server.errors, list(server.errors)
+
+
+@pytest.fixture
+def drip_server() -> Iterator[DripServer]:
+    """Content-Length 10, one body byte per second (low-speed tests)."""
+    with DripServer(size=10, interval=1.0) as server:
+        yield server
+    assert not server.errors, list(server.errors)
+
+
+@pytest.fixture
+def stall_server() -> Iterator[DripServer]:
+    """Content-Length 10, the head and then nothing."""
+    with DripServer(size=10, mode="stall") as server:
+        yield server
+    assert not server.errors, list(server.errors)
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[FullBacklogListener]:
+    """A 127.0.0.1 port where connect() hangs (accept queue full)."""
+    with FullBacklogListener() as listener:
+        yield listener
+
+
+@pytest.fixture
+def counting_http_server() -> Iterator[CountingHTTPServer]:
+    """HTTPTestServer with ``.conns`` (open/max_open/max_active, per-connection times)."""
+    with CountingHTTPServer() as server:
+        yield server
 
 
 # ----------------------------------------------------------------- clients

@@ -16,6 +16,12 @@
 - ``netns``, ``nsservers``, ``h1server``: the network-fault rig (a server
   host in its own network namespace) and the servers run inside it
 - ``leak_scenario``: the script run under valgrind by the leak test
+- ``proxies``: an HTTP forward proxy (relay + CONNECT, Basic auth) and a
+  SOCKS5 server, both reaching loopback targets only
+- ``transport_servers``: HTTP on a Unix socket, slow/stalled bodies, a port
+  whose connect() hangs, and the HTTP server with per-connection accounting
+- ``sockserve``, ``conncount``: their accept loop, HTTP/1.1 reader, tunnel
+  pump and connection accounting
 """
 
 from pathlib import Path

@@ -609,8 +609,12 @@ class HTTPTestServer:
     peer_port and version; ``connections`` counts accepted TCP connections.
     """
 
+    # What serves the connections; transport_servers.CountingHTTPServer
+    # swaps in one that also keeps per-connection accounting.
+    _server_class: type[_ThreadingHTTPServer] = _ThreadingHTTPServer
+
     def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
-        self._server = _ThreadingHTTPServer(tls_context)
+        self._server = self._server_class(tls_context)
         self.host = HOST
         self.port: int = self._server.server_address[1]
         self.scheme = "http" if tls_context is None else "https"
