@@ -5,15 +5,19 @@ only when asked, bypassed, with credentials that never show."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from typing import Any
 
 import pytest
 
 import http_async_client as hac
-from support.certs import Certs
+from support.certs import Certs, server_context
+from support.conncount import ConnRecord
 from support.clients import MakeClient
 from support.proxies import PROXY_PASSWORD, PROXY_USER, HTTPProxy, Socks5Proxy
 from support.servers import HTTPTestServer, header
+from support.sockserve import ThreadedListener
 
 WAIT = 15.0
 ENV_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
@@ -230,3 +234,65 @@ def test_socks5_credentials(
     assert reply.ok, reply.err
     assert any(h["user"] == PROXY_USER and h["auth_ok"] for h in auth_socks5_proxy.handshakes)
     assert PROXY_PASSWORD not in repr(client.params)
+
+
+# -------------------------------------------------------------- HTTPS proxy
+
+
+class _TLSFront(ThreadedListener):
+    """TLS in front of a plain proxy: an ``https://`` proxy for the client
+    (certificate of the tests' CA for 127.0.0.1)."""
+
+    def __init__(self, certs: Certs, backend_port: int) -> None:
+        super().__init__(socket.create_server(("127.0.0.1", 0)))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._ctx = server_context(certs.server_cert, certs.server_key)
+        self._backend = backend_port
+        self.handshakes = 0
+
+    def handle(self, conn: socket.socket, record: ConnRecord) -> None:
+        conn.settimeout(10)
+        tls = self._ctx.wrap_socket(conn, server_side=True)
+        self.handshakes += 1
+        up = socket.create_connection(("127.0.0.1", self._backend), timeout=10)
+        self.track(up)
+
+        def copy(src: Any, dst: Any) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        back = threading.Thread(target=copy, args=(up, tls), daemon=True)
+        back.start()
+        copy(tls, up)
+        back.join(10)
+        self.untrack(up)
+        up.close()
+
+
+def test_https_proxy_is_verified_and_used(
+    http_proxy: HTTPProxy, fresh_http_server: HTTPTestServer, certs: Certs, make_client: MakeClient
+) -> None:
+    with _TLSFront(certs, http_proxy.port) as front:
+        url = fresh_http_server.url + "/echo"
+        trusted = make_client(connection_timeout=8000, proxy=front.url, tls_ca_file=certs.ca_cert)
+        reply = _get(trusted, url)
+        assert reply.ok, reply.err
+        assert http_proxy.requests.wait_for(1, timeout=WAIT)
+        assert front.handshakes >= 1
+        # the proxy's certificate is checked like a server's
+        untrusted = make_client(connection_timeout=8000, proxy=front.url)
+        reply = _get(untrusted, url)
+        assert not reply.ok and reply.err is not None
+        assert len(http_proxy.requests) == 1
+        unverified = make_client(connection_timeout=8000, proxy=front.url, tls_verify_peer=0,
+                                 tls_verify_host=0)
+        assert _get(unverified, url).ok
