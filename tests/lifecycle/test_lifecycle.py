@@ -191,7 +191,8 @@ def test_result_only_use_keeps_nothing(http_server) -> None:
     import gc
     import weakref
 
-    with hac.Client() as c:
+    # a generous deadline: 300 at once on a loaded machine must not time out
+    with hac.Client(connection_timeout=8000) as c:
         refs = []
         for _ in range(5):
             hs = [c.query(f"{http_server.url}/echo") for _ in range(300)]
