@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import http_async_client as hac
 
 # backend name -> (its delay in ms, the gateway's deadline for it in ms)
-BACKENDS = {"profile": (20, 200), "orders": (40, 200), "recommendations": (60, 150)}
+BACKENDS = {"profile": (50, 500), "orders": (100, 500), "recommendations": (150, 350)}
 SLOW_USER = 13  # recommendations takes 400 ms for this one: past its deadline
 
 
@@ -62,7 +62,7 @@ def backend(name: str, delay_ms: int) -> Any:
             query = parse_qs(urlsplit(req[1]).query)
             user = int(query.get("user", ["0"])[0])
             slow = name == "recommendations" and user == SLOW_USER
-            await asyncio.sleep((400 if slow else delay_ms) / 1000)
+            await asyncio.sleep((900 if slow else delay_ms) / 1000)
             writer.write(response(200, {"service": name, "user": user, "items": user % 5}))
             await writer.drain()
 

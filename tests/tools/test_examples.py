@@ -33,7 +33,7 @@ def test_asyncio_fanout() -> None:
     out = run_example("asyncio_fanout.py")
     assert re.search(r"gateway http://127\.0\.0\.1:\d+/dashboard", out)
     m = re.search(r"one dashboard: (\d+) ms", out)
-    assert m and int(m.group(1)) < 120, out  # fanned out: below the sum of the backends
+    assert m and int(m.group(1)) < 300, out  # fanned out: below the sum of the backends (300 ms)
     assert "user 13: degraded, missing recommendations (timeout)" in out
     assert re.search(r"30 dashboards at once \(90 backend queries\) in \d+ ms: 29 complete, 1 degraded", out)
     assert "client stats: requests=124 replies=123 timeouts=1" in out
