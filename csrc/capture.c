@@ -59,6 +59,12 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
   else if((len == 2 && data[0] == '\r' && data[1] == '\n') ||
           (len == 1 && data[0] == '\n')) {
     r->hdr_done = true;
+    if(r->stream) {
+      if(hac_buf_add(&r->buf, data, len))
+        return 0;
+      hac_stream_headers_done(r);
+      return len;
+    }
     /* a known length: room for the body at once, no regrowth; bounded so
        that a lying server cannot make us reserve max_body_size per request */
     if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX)
@@ -91,6 +97,8 @@ size_t hac_on_body(char *data, size_t size, size_t n, void *userp)
     r->in_body = true;
     r->res.body_off = r->buf.len;
   }
+  if(r->stream)
+    return hac_stream_write(r, data, len);
   if(r->buf.len - r->res.body_off + len >
      (uint64_t)r->w->c->cfg.max_body_size) {
     r->too_big = true;

@@ -219,25 +219,7 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
 
 int hac_cancel(hac_client *c, uint64_t id)
 {
-  struct hac_worker *w = &c->workers[id % (uint64_t)c->nworkers];
-  struct hac_cancel *k;
-  if(atomic_load(&c->closed))
-    return HAC_E_CLOSED;
-  k = hac_malloc(sizeof(*k));
-  if(!k)
-    return HAC_E_NOMEM;
-  k->id = id;
-  pthread_mutex_lock(&w->lock);
-  if(w->stop) {
-    pthread_mutex_unlock(&w->lock);
-    hac_mfree(k);
-    return HAC_E_CLOSED;
-  }
-  k->next = w->cancels;
-  w->cancels = k;
-  pthread_mutex_unlock(&w->lock);
-  ev_async_send(w->loop, &w->wake);
-  return 0;
+  return hac_post(c, id, false);
 }
 
 void hac_stats_get(hac_client *c, hac_stats *out)
@@ -262,6 +244,9 @@ void hac_stats_get(hac_client *c, hac_stats *out)
                                           memory_order_relaxed);
     out->queued += atomic_load_explicit(&w->n_queued, memory_order_relaxed);
   }
+  out->streams = atomic_load_explicit(&c->n_streams, memory_order_relaxed);
+  out->streams_paused = atomic_load_explicit(&c->n_paused,
+                                             memory_order_relaxed);
   out->completed_pending = atomic_load_explicit(&c->n_done,
                                                 memory_order_relaxed);
   out->log_dropped = atomic_load_explicit(&c->log_dropped,

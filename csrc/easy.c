@@ -215,7 +215,9 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
     rc = hac_set_transport(w, r, proxy);
   if(rc)
     return rc;
-  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body_size);
+  /* a stream may be endless: the cap is for bodies kept whole */
+  SET(CURLOPT_MAXFILESIZE_LARGE,
+      (curl_off_t)(r->stream ? 0 : cfg->max_body_size));
   SET(CURLOPT_FOLLOWLOCATION,
       hac_req_opt_long(r, HAC_O_FOLLOW, cfg->follow_redirect) ? 1L : 0L);
   SET(CURLOPT_MAXREDIRS,

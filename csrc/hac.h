@@ -65,6 +65,16 @@
 #define HAC_O_RESOLVE 68
 #define HAC_O_CONNECT_TO 79
 #define HAC_O_UNIX_SOCKET 85
+#define HAC_O_STREAM 83
+
+/* hac_stream_take() states */
+#define HAC_S_HEAD 1
+#define HAC_S_PAUSED 2
+#define HAC_S_DONE 4
+#define HAC_S_RESUMING 8
+
+/* hac_reqhdr.timeout_ms of a stream without a deadline */
+#define HAC_NO_DEADLINE -1
 
 /* http_version values (HAC_O_HTTP_VERSION) */
 #define HAC_HTTP_DEFAULT 0
@@ -87,6 +97,7 @@
 #define HAC_E_FORMAT -3
 
 typedef struct hac_client hac_client;
+typedef struct hac_stream hac_stream;
 
 typedef struct hac_config {
   int workers;
@@ -196,6 +207,8 @@ typedef struct hac_stats {
   uint64_t resent;             /* requests the worker started again (h2c,
                                   a dead cached connection), not re-counted
                                   in requests or started */
+  uint64_t streams;            /* streamed responses in flight */
+  uint64_t streams_paused;     /* of them, paused: their reader is behind */
 } hac_stats;
 
 const char *hac_version(void);
@@ -258,6 +271,25 @@ void hac_destroy(hac_client *c);
    allocations were attempted since the previous call, or -1 in builds
    without fault injection. */
 long hac_fault_inject(long nth);
+
+/*
+ * Streamed responses.  hac_stream_new() makes the stream of one request
+ * (limit: unread bytes before the transfer pauses); its address, in
+ * decimal after the HAC_O_STREAM key, goes in the request's options.  The
+ * caller's reference is given back with hac_stream_release() (any time,
+ * even after the client is gone).  hac_stream_take() hands over every
+ * unread byte (a block to free with hac_free(), NULL when none; *state:
+ * HAC_S_*), and resumes a paused transfer.  hac_stream_head(): the final
+ * response's header block once HAC_S_HEAD (its length; copied when buf
+ * has room).  hac_stream_news(): ids of streams with something new since
+ * the last call (the client's fd turns readable as for completions).
+ */
+hac_stream *hac_stream_new(hac_client *c, size_t limit);
+void hac_stream_release(hac_stream *s);
+char *hac_stream_take(hac_stream *s, size_t *len, uint32_t *state);
+size_t hac_stream_head(hac_stream *s, char *buf, size_t cap, int32_t *status,
+                       int32_t *http_version);
+size_t hac_stream_news(hac_client *c, uint64_t *ids, size_t max);
 
 /* CDEF END */
 

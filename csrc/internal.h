@@ -19,6 +19,7 @@
  *   mux.c       origins whose requests share HTTP/2 connections; it
  *               returns decisions, xfer.c acts on them
  *   conn.c      the connections libcurl opened for a worker
+ *   stream.c    streamed bodies: the buffer Python takes from, pauses
  *   reqhash.c   a worker's id -> request table
  *   queue.c     completion queue and its eventfd, curl_verbose text
  *   req.c       wire form -> request, its options
@@ -57,6 +58,8 @@
 /* the watchdog ends a transfer libcurl failed to end this long (ms) after
    its deadline */
 #define HAC_GRACE_MS 2000
+/* the deadline of a stream that has none (timeout=0): ten years */
+#define HAC_FOREVER_MS 315360000000L
 
 /* ---- alloc.c: the allocator libcurl and the core share ---- */
 int hac_global_init(int want_mm, int *effective);
@@ -112,6 +115,7 @@ struct hac_req {
   CURL *easy;
   struct curl_slist *hdrs;
   struct curl_slist *lists[2]; /* its own resolve, connect_to (transport.c) */
+  struct hac_stream *stream;   /* a streamed body goes there (stream.c) */
   struct hac_buf buf;          /* header block + body as received */
   int64_t timeout_ms;
   uint32_t method;
@@ -235,8 +239,9 @@ struct hac_conn {              /* indexed by fd */
   struct hac_origin *origin;
 };
 
-struct hac_cancel {
+struct hac_cancel {              /* or a stream's resume (stream.c) */
   uint64_t id;
+  bool resume;
   struct hac_cancel *next;
 };
 
@@ -319,6 +324,10 @@ struct hac_client {
   pthread_mutex_t done_lock;
   struct hac_list done;
   atomic_uint_least64_t n_done;
+  struct hac_stream *news;      /* streams with news for Python (stream.c) */
+  atomic_uint_least64_t n_news;
+  atomic_uint_least64_t n_streams; /* streams in flight */
+  atomic_uint_least64_t n_paused;  /* of them, paused by backpressure */
   atomic_int efd;              /* -1 once closed (hac_done_close_fd()) */
   atomic_int waiters;          /* threads in hac_wait()'s poll() */
 

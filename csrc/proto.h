@@ -25,6 +25,9 @@ static inline bool hac_req_idempotent(const struct hac_req *r)
 int hac_done_init(struct hac_client *c);
 void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n);
 void hac_done_close_fd(struct hac_client *c);
+void hac_done_signal(struct hac_client *c);
+void hac_done_clear(struct hac_client *c);
+int hac_post(struct hac_client *c, uint64_t id, bool resume);
 void hac_done_fini(struct hac_client *c);
 void hac_log_add(struct hac_client *c, const char *text, size_t n);
 
@@ -106,6 +109,14 @@ static inline bool hac_conn_broke(CURLcode rc)
 int hac_share_init(struct hac_worker *w);
 void hac_share_fini(struct hac_worker *w);
 CURLcode hac_share_attach(struct hac_worker *w, CURL *e);
+
+/* ---- stream.c ---- */
+void hac_stream_attach(struct hac_req *r);
+void hac_stream_detach(struct hac_req *r);
+void hac_stream_headers_done(struct hac_req *r);
+size_t hac_stream_write(struct hac_req *r, const char *data, size_t len);
+void hac_stream_end(struct hac_req *r);
+void hac_stream_resume(struct hac_worker *w, uint64_t id);
 
 /* ---- tls.c, transport.c ---- */
 CURLcode hac_set_tls(struct hac_worker *w, struct hac_req *r,

@@ -1,5 +1,6 @@
 /*
- * queue.c - the completion queue, its eventfd, and the curl_verbose text.
+ * queue.c - the completion queue, its eventfd, the workers' command queue
+ * (cancels, stream resumes) and the curl_verbose text.
  *
  * Workers append finished requests in batches; the eventfd is written only
  * when the queue goes from empty to non-empty, and it is cleared by the
@@ -91,6 +92,46 @@ void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n)
   }
 }
 
+void hac_done_signal(struct hac_client *c)
+{
+  int fd = atomic_load(&c->efd);
+  if(fd >= 0)
+    efd_signal(fd);
+}
+
+/* With done_lock: nothing left to drain. */
+void hac_done_clear(struct hac_client *c)
+{
+  int fd = atomic_load(&c->efd);
+  if(fd >= 0)
+    efd_clear(fd);
+}
+
+/* A cancel or a resume for the worker that owns id. */
+int hac_post(struct hac_client *c, uint64_t id, bool resume)
+{
+  struct hac_worker *w = &c->workers[id % (uint64_t)c->nworkers];
+  struct hac_cancel *k;
+  if(atomic_load(&c->closed))
+    return HAC_E_CLOSED;
+  k = hac_malloc(sizeof(*k));
+  if(!k)
+    return HAC_E_NOMEM;
+  k->id = id;
+  k->resume = resume;
+  pthread_mutex_lock(&w->lock);
+  if(w->stop) {
+    pthread_mutex_unlock(&w->lock);
+    hac_mfree(k);
+    return HAC_E_CLOSED;
+  }
+  k->next = w->cancels;
+  w->cancels = k;
+  pthread_mutex_unlock(&w->lock);
+  ev_async_send(w->loop, &w->wake);
+  return 0;
+}
+
 int hac_fd(hac_client *c)
 {
   return atomic_load(&c->efd);
@@ -100,7 +141,8 @@ int hac_wait(hac_client *c, int timeout_ms)
 {
   struct pollfd pfd;
   int rc;
-  if(atomic_load_explicit(&c->n_done, memory_order_relaxed))
+  if(atomic_load_explicit(&c->n_done, memory_order_relaxed) ||
+     atomic_load_explicit(&c->n_news, memory_order_relaxed))
     return 1;
   if(!timeout_ms)
     return 0; /* n_done is the truth; the eventfd only wakes sleepers */
@@ -152,10 +194,9 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
   }
   c->done.head = r;
   if(!r) {
-    int fd = atomic_load(&c->efd);
     c->done.tail = NULL;
-    if(fd >= 0)
-      efd_clear(fd);
+    if(!c->news) /* else the news drain clears it */
+      hac_done_clear(c);
   }
   atomic_fetch_sub_explicit(&c->n_done, n, memory_order_relaxed);
   pthread_mutex_unlock(&c->done_lock);

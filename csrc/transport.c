@@ -79,6 +79,9 @@ long hac_connect_ms(struct hac_worker *w, const struct hac_req *r,
 {
   long ms = hac_req_opt_long(r, HAC_O_CONNECT_TIMEOUT,
                              w->c->cfg.connect_timeout);
+  /* a stream without a deadline still connects within the client's */
+  if(ms <= 0 && r->timeout_ms == HAC_NO_DEADLINE)
+    ms = w->c->cfg.connection_timeout;
   return ms > 0 && ms < run_ms ? ms : run_ms;
 }
 

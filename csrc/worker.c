@@ -208,8 +208,10 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   }
   while(cancels) {
     struct hac_cancel *next = cancels->next;
-    struct hac_req *r = hac_table_find(w, cancels->id);
-    if(r)
+    struct hac_req *r;
+    if(cancels->resume && !stop)
+      hac_stream_resume(w, cancels->id);
+    else if(!cancels->resume && (r = hac_table_find(w, cancels->id)))
       hac_xfer_fail(w, r, HAC_R_CANCELLED, "CANCELLED: cancelled by caller");
     hac_mfree(cancels);
     cancels = next;

@@ -122,8 +122,10 @@ static void wait_unlink(struct hac_worker *w, struct hac_req *r)
 void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
 {
   long ms = r->timeout_ms > 0 ? (long)r->timeout_ms :
+    r->timeout_ms == HAC_NO_DEADLINE ? HAC_FOREVER_MS :
     w->c->cfg.connection_timeout;
   r->w = w;
+  hac_stream_attach(r);
   r->deadline = ev_now(w->loop) + (double)ms / 1000.0;
   if(w->active < (size_t)w->c->cfg.max_connections && !w->wait.head) {
     start(w, r, false);
@@ -176,6 +178,10 @@ static void detach(struct hac_worker *w, struct hac_req *r)
    iteration (worker.c). */
 static void finish(struct hac_worker *w, struct hac_req *r)
 {
+  if(r->stream) {
+    hac_stream_end(r);
+    hac_stream_detach(r);
+  }
   hac_list_add(&w->fin, r);
   atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
 }

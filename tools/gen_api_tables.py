@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from http_async_client._optable import render_api
+from http_async_client._optdocs import render_api
 
 API = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 

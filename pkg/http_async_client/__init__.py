@@ -28,6 +28,7 @@ from ._ffi import CURL_VERSION, curl_version
 from ._nextquery import HttpReq
 from ._prometheus import prometheus_text
 from ._reply import Reply
+from ._stream import Stream
 from ._version import __version__
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidURL",
     "QueryHandle",
     "Reply",
+    "Stream",
     "TransferError",
     "TransferTimeout",
     "UnknownRequestKey",

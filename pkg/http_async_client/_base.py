@@ -46,6 +46,10 @@ class ClientBase:
     _last_loop: weakref.ref[asyncio.AbstractEventLoop] | None
     _route_errors: int
     _unsent: deque[bytes]
+    _streams: weakref.WeakValueDictionary[int, Any]  # id -> _stream.Stream
+    _streaming: bool  # a stream was made: stream news are drained
+    _news_ids: Any
+    _news_count: int
     _armed: set[asyncio.AbstractEventLoop]
     _batching: int
     _local: ThreadState

@@ -134,6 +134,8 @@ def _output_name(index: int, width: int, url: str) -> str:
 def fetch(args: argparse.Namespace) -> int:
     _validate(args)
     body = _read_data(args.data)
+    if args.no_buffer:
+        return _fetch_streamed(args, body)
     outdir: Path | None = None
     if args.output and args.output != "-":
         outdir = Path(args.output)
@@ -177,6 +179,30 @@ def fetch(args: argparse.Namespace) -> int:
                     sys.stdout.buffer.write(b"\n")
                 sys.stdout.buffer.flush()
             out.flush()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _fetch_streamed(args: argparse.Namespace, body: bytes | None) -> int:
+    """fetch -N: each body written to stdout as it arrives (curl -N), the
+    URLs one after another; the summary lines go to stderr."""
+    failed = 0
+    out = sys.stdout.buffer
+    with _client(args) as client:
+        for url in args.urls:
+            t = time.perf_counter()
+            stream = client.query(url, body, stream=True, method=args.method,
+                                  headers=args.header, http_version=_http_version(args, url))
+            try:
+                for chunk in stream.iter_bytes():
+                    out.write(chunk)
+                    out.flush()
+                reply = stream.result()
+            except HttpAsyncClientError as exc:
+                failed += 1
+                sys.stderr.write(f"ERR  {(time.perf_counter() - t) * 1000:8.1f} ms  {url}  {exc}\n")
+                continue
+            failed += args.fail and reply.status >= 400
+            sys.stderr.write(f"{reply.status:<4} {(time.perf_counter() - t) * 1000:8.1f} ms  {url}\n")
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -109,6 +109,9 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
                    help="print each response's status line and headers under its summary line")
     g.add_argument("-o", "--output", metavar="DIR",
                    help="save each body to DIR/<n>-<name> ('-' writes bodies to stdout)")
+    g.add_argument("-N", "--no-buffer", action="store_true",
+                   help="write each body to stdout as it arrives (a stream: server-sent "
+                   "events, long downloads); URLs one after another, summaries on stderr")
     g.add_argument("-f", "--fail", action="store_true",
                    help="count HTTP 4xx/5xx responses as failures (exit code 1)")
 

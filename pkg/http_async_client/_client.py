@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections import OrderedDict, deque
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, TypeVar, overload
 
 from ._aio import AsyncioMixin
 from ._base import Route, RouteArg
@@ -26,7 +26,8 @@ from ._encode import QueryItem, body_of, encode, encode_items, split_options
 from ._nextquery import HttpReq, NextQuery, ThreadState
 from ._optable import ATTRIBUTES, ClientParams, QueryOptions, check_client_params
 from ._prometheus import prometheus_text
-from ._transport import proxy_fields, redact_url
+from ._transport import check_bool, proxy_fields, redact_url
+from ._stream import Stream, start_stream
 from ._validate import HeadersArg, _url_cache, check_url, to_body
 from ._wire import REQHDR
 
@@ -110,6 +111,8 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._route_errors = 0
         self._local = ThreadState()
         self._has_next = False
+        self._streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
+        self._streaming = False
         self.http_req = HttpReq(self)
         _live.add(self)
 
@@ -167,27 +170,64 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
                 )
             raise ClientClosed("the client is closed")
 
+    @overload
     def query(
         self,
         url: str,
         post_data: str | bytes | None = None,
         route: RouteArg = None,
+        *,
+        stream: Literal[True],
         **options: Unpack[QueryOptions],
-    ) -> QueryHandle:
+    ) -> Stream: ...
+
+    @overload
+    def query(
+        self,
+        url: str,
+        post_data: str | bytes | None = None,
+        route: RouteArg = None,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[QueryOptions],
+    ) -> QueryHandle: ...
+
+    def query(
+        self,
+        url: str,
+        post_data: str | bytes | None = None,
+        route: RouteArg = None,
+        *,
+        stream: bool = False,
+        **options: Unpack[QueryOptions],
+    ) -> QueryHandle | Stream:
         """Send a query; never blocks.  Keywords: ``method``, ``headers``
         (a mapping, or ``"Name: value"`` strings or ``(name, value)``
         pairs), ``timeout`` (ms), ``xdata`` (any object, returned as
         ``reply.xdata``), and every per-query option of the option table
         (``tls_verify_host`` ... ``http_version``, see docs/api.md).
         Options set for the next query of this thread (seed functions,
-        ``http_req``) apply and are reset; keyword arguments override them."""
+        ``http_req``) apply and are reset; keyword arguments override them.
+        ``stream=True`` returns a ``Stream``: the head as soon as the
+        headers are in, then the body as it arrives (``timeout=0``: no
+        deadline, for streams only)."""
         state = self._take_next() if self._has_next else None
-        if not options:
+        if not options and not stream:
             # the common query (no keywords): straight to the submit path
             return self._submit(state, url, post_data, route, None, None, None, None, None)
+        kw: dict[str, Any] = dict(options)
+        limit = kw.pop("stream_buffer", None)
         method, headers, timeout, xdata, opts, body = split_options(
-            dict(options), "query() got an unexpected keyword argument")
+            kw, "query() got an unexpected keyword argument")
         post_data = body_of(post_data, body)
+        if stream or limit is not None:
+            if not check_bool("stream", stream):
+                raise InvalidOption("stream_buffer is for stream=True queries")
+            if self._closed:
+                self._check_open()
+            fn = route if route is None else self._resolve_route(route)
+            return start_stream(self, state, url, post_data, fn, method, headers, timeout,
+                                xdata, opts, limit)
         return self._submit(state, url, post_data, route, method, headers, timeout, xdata, opts)
 
     def _submit(

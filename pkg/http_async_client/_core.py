@@ -18,6 +18,7 @@ from ._wire import REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_FLAGS, R_ID, R_RAW_LEN, 
 log = logging.getLogger("http_async_client")
 
 _DRAIN_BATCH = 256
+_NEWS_BATCH = 256
 _HOLD_MIN = HOLD_MIN
 # the drain's data area: small responses and error texts of one batch; a
 # result needs at most _HOLD_MIN - 1 + an error text (< 1 KiB)
@@ -97,6 +98,8 @@ class Core(ClientBase):
         self._held = ffi.new("hac_result *[]", _DRAIN_BATCH)
         self._data = ffi.new("char[]", _DATA_CAP)
         self._used = ffi.new("size_t *")
+        self._news_ids = ffi.new("uint64_t[]", _NEWS_BATCH)
+        self._news_count = 0
 
     def _close_c(self) -> None:
         """Stop the workers; every request gets its reply (GIL released)."""
@@ -265,9 +268,25 @@ class Core(ClientBase):
                 # fewer than asked and not for want of room: the queue is empty
                 if n < _DRAIN_BATCH and size + _DATA_SLACK <= _DATA_CAP:
                     break
+            if self._streaming:  # once any stream was made: news must not pile up
+                self._take_news()
         if self._verbose:
             self._flush_verbose()
         return replies
+
+    def _take_news(self) -> None:
+        """Wake the readers of streams with news (with _drain_lock)."""
+        ids = self._news_ids
+        streams = self._streams
+        while True:
+            n = lib.hac_stream_news(self._c, ids, _NEWS_BATCH)
+            for i in range(n):
+                s = streams.get(ids[i])
+                if s is not None:
+                    s._wake()
+            self._news_count += n
+            if n < _NEWS_BATCH:
+                return
 
     def _flush_verbose(self) -> None:
         size = ffi.new("size_t *")
@@ -315,6 +334,8 @@ class Core(ClientBase):
             "mem_in_use": s.mem_in_use,
             "mem_peak": s.mem_peak,
             "log_dropped": s.log_dropped,
+            "streams": s.streams,
+            "streams_paused": s.streams_paused,
         }
 
 

@@ -151,9 +151,13 @@ def encode(
     headers: HeadersArg,
     timeout: int | None,
     opts: dict[str, object] | None,
+    extra_opt: bytes = b"",
+    timeout_ms: int = 0,
 ) -> bytes:
     """The wire form of one query with options of its own (or the thread's
-    next-query state)."""
+    next-query state); ``extra_opt``: option entries made by the client
+    itself (a stream's), ``timeout_ms``: a deadline code that overrides
+    the others (HAC_NO_DEADLINE)."""
     if post_data is not None:
         body: bytes | None = to_body(post_data)
     else:
@@ -183,6 +187,10 @@ def encode(
             opt_b = b"".join(entries.values())
     elif opts:
         opt_b = b"".join(encode_opt(n, v)[1] for n, v in opts.items())
+    if extra_opt:
+        opt_b += extra_opt
+    if timeout_ms:
+        tmo = timeout_ms
     hdr_b = b"\0".join(hdrs) + b"\0" if hdrs else b""
     if body is None:
         body, flags = b"", 0

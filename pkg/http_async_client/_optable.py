@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypedDict
 
-from ._exceptions import InvalidOption
 from ._ffi import ffi, lib
 from ._transport import (
+    check_authmethod,
     check_bool,
     check_ca_blob,
     check_connect_timeout,
@@ -79,31 +79,6 @@ class Opt:
 
 
 _MB = 1024 * 1024
-
-# authmethod bits (the seed's, = CURLAUTH_*) and the curl_version_info
-# feature a bit needs (CURL_VERSION_SPNEGO, CURL_VERSION_NTLM)
-_AUTH_NAMES = {1: "Basic", 2: "Digest", 4: "Negotiate", 8: "NTLM", 16: "Digest-IE"}
-_AUTH_FEATURE = {4: 1 << 8, 8: 1 << 4}
-
-
-def check_authmethod(name: str, value: object) -> int:
-    """A sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, 16 Digest-IE that
-    this libcurl can do."""
-    v = to_int(name, value)
-    if not 1 <= v <= 31:
-        raise InvalidOption(
-            f"{name} must be a sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, "
-            f"16 Digest-IE (1..31), got {v}"
-        )
-    features = lib.hac_curl_features()
-    for bit, feature in _AUTH_FEATURE.items():
-        if v & bit and not features & feature:
-            raise InvalidOption(
-                f"{name} {v} includes {bit} ({_AUTH_NAMES[bit]}), which this libcurl "
-                "was built without"
-            )
-    return v
-
 
 ROWS: tuple[Opt, ...] = (
     Opt("workers", None, 1, check_workers, cfg="workers",
@@ -257,6 +232,10 @@ ROWS: tuple[Opt, ...] = (
         cfg="unix_socket", key="HAC_O_UNIX_SOCKET", since="ours",
         doc="path of a Unix domain socket to connect to instead of TCP; the URL still "
             "gives Host and path (`CURLOPT_UNIX_SOCKET_PATH`)"),
+    Opt("stream_buffer", None, _MB, check_size, since="ours",
+        doc="bytes of a streamed response (`query(..., stream=True)`) read ahead of "
+            "its reader; past it the transfer pauses until the reader catches up "
+            "(also a `query()` keyword)"),
     Opt("user_agent", None, f"http_async_client/{__version__}", check_user_agent,
         cfg="user_agent", since="ours",
         doc="`User-Agent` sent unless a query's headers replace (`User-Agent: x`) or "
@@ -335,6 +314,7 @@ class QueryOptions(TypedDict, total=False):
     tcp_keepalive: int | None
     tcp_ka_idle: int | None
     tcp_ka_interval: int | None
+    stream_buffer: int | None
 
 
 class ClientParams(TypedDict, total=False):
@@ -375,12 +355,14 @@ class ClientParams(TypedDict, total=False):
     max_host_connections: int
     max_connection_age: int
     unix_socket: PathArg
+    stream_buffer: int
     user_agent: str
 
 
 # query()'s keywords that are parts of the request, not table options
 # (hdr, body, suspend: the seed's http_req keys of the same names)
-REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend")
+REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend",
+                    "stream_buffer")
 
 
 def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -424,77 +406,6 @@ def fill_config(
         setattr(cfg, field, value)
 
 
-# ------------------------------------------------------------ docs/api.md
-
-_SPECIAL_REQ_DOCS = (
-    ("all", "", "`= None` resets every key to the client's defaults"),
-    ("hdr", "", "appends a header (as `http_append_header`); `None` drops the appended ones"),
-    ("method", "", "as `http_set_method`"),
-    ("timeout", "", "as `http_set_timeout` (ms)"),
-    ("suspend", "", "as `http_async_suspend` (a `query()` keyword too, where it changes "
-     "nothing: `query()` never blocks)"),
-    ("body", "5.x", "request body of the next query (as `post_data`; POST unless a "
-     "method is set)"),
-)
-
-
-def _default_text(value: Any) -> str:
-    if isinstance(value, str):
-        return f'`"{value}"`'
-    if isinstance(value, int) and value >= _MB and value % _MB == 0:
-        return f"{value // _MB} MiB"
-    return str(value)
-
-
-def api_tables() -> dict[str, str]:
-    """The option tables of docs/api.md (between its ``<!-- BEGIN
-    options:NAME -->`` markers), made from the rows."""
-    client = ["| seed parameter | Python | default | notes |", "|---|---|---|---|"]
-    for r in CLIENT_ROWS:
-        name = f"`{r.client}`" + (f" ({r.since})" if r.since else "")
-        python = f"`.{r.client}`" if r.attribute else f'`params["{r.client}"]`'
-        client.append(f"| {name} | {python} | {_default_text(r.default)} | {r.doc} |")
-    req = ["| key | effect |", "|---|---|"]
-    for key, since, doc in _SPECIAL_REQ_DOCS:
-        req.append(f"| `{key}`{f' ({since})' if since else ''} | {doc} |")
-    for r in QUERY_ROWS:
-        if not r.http_req:
-            continue
-        since = f" ({r.since})" if r.since not in ("", "ours") else ""
-        also = ""
-        if r.aliases:
-            also = "; also spelled " + ", ".join(f"`{a}`" for a in r.aliases)
-        req.append(f"| `{r.query}`{since} | {r.doc}{also} |")
-    keywords = ", ".join(f"{k}=" for k in (*REQUEST_KEYWORDS, *(r.query for r in QUERY_ROWS)))
-    query = [
-        f"- `client.query(url, post_data=None, route=None, *, {keywords})` → "
-        "`QueryHandle`; never blocks. `headers` is a mapping, or an iterable of "
-        '`"Name: value"` strings or `(name, value)` pairs; every other keyword is the '
-        "per-query option of the same name (the module parameter's value when "
-        "omitted or None):",
-        "",
-        "  | keyword | module parameter | notes |",
-        "  |---|---|---|",
-    ]
-    for r in QUERY_ROWS:
-        param = f"`{r.client}`" if r.client else "—"
-        query.append(f"  | `{r.query}` | {param} | {r.doc} |")
-    return {"client": "\n".join(client), "http_req": "\n".join(req), "query": "\n".join(query)}
-
-
-def render_api(text: str) -> str:
-    """``text`` (docs/api.md) with every generated table replaced."""
-    for name, table in api_tables().items():
-        begin = f"<!-- BEGIN options:{name} -->"
-        end = f"<!-- END options:{name} -->"
-        head, sep, rest = text.partition(begin)
-        _, sep2, tail = rest.partition(end)
-        if not sep or not sep2:
-            raise ValueError(f"docs/api.md lacks the markers of options:{name}")
-        text = f"{head}{begin}\n{table}\n{end}{tail}"
-    return text
-
-
 __all__ = [
     "ALIASES",
     "ATTRIBUTES",
@@ -510,9 +421,7 @@ __all__ = [
     "REQ_KEYS",
     "REQ_OPTIONS",
     "ROWS",
-    "api_tables",
     "check_client_params",
     "encode_opt",
     "fill_config",
-    "render_api",
 ]

@@ -1,5 +1,6 @@
 """Checks of the transport controls (proxy, DNS overrides, pins, CA
-blobs, User-Agent) and the proxy settings a client takes from the
+blobs, User-Agent, the authentication methods libcurl was built with) and
+the proxy settings a client takes from the
 environment when asked to (``trust_env``).
 
 Strategy: libcurl reads ``http_proxy``/``https_proxy``/``all_proxy``/
@@ -17,6 +18,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from ._exceptions import InvalidOption, InvalidOptionType
+from ._ffi import lib
 from ._validate import check_timeout, to_int
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
@@ -147,6 +149,31 @@ def check_pinned_pubkey(name: str, value: object) -> str | None:
     return text
 
 
+# authmethod bits (the seed's, = CURLAUTH_*) and the curl_version_info
+# feature a bit needs (CURL_VERSION_SPNEGO, CURL_VERSION_NTLM)
+_AUTH_NAMES = {1: "Basic", 2: "Digest", 4: "Negotiate", 8: "NTLM", 16: "Digest-IE"}
+_AUTH_FEATURE = {4: 1 << 8, 8: 1 << 4}
+
+
+def check_authmethod(name: str, value: object) -> int:
+    """A sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, 16 Digest-IE that
+    this libcurl can do."""
+    v = to_int(name, value)
+    if not 1 <= v <= 31:
+        raise InvalidOption(
+            f"{name} must be a sum of 1 Basic, 2 Digest, 4 Negotiate, 8 NTLM, "
+            f"16 Digest-IE (1..31), got {v}"
+        )
+    features = lib.hac_curl_features()
+    for bit, feature in _AUTH_FEATURE.items():
+        if v & bit and not features & feature:
+            raise InvalidOption(
+                f"{name} {v} includes {bit} ({_AUTH_NAMES[bit]}), which this libcurl "
+                "was built without"
+            )
+    return v
+
+
 def check_ca_blob(name: str, value: object) -> bytes | None:
     """PEM text of one or more CA certificates."""
     if value is None:
@@ -240,6 +267,7 @@ def proxy_fields(values: Mapping[str, object], environ: Mapping[str, str]) -> di
 
 __all__ = [
     "PROXY_SCHEMES",
+    "check_authmethod",
     "check_bool",
     "check_ca_blob",
     "check_connect_timeout",

@@ -10,6 +10,7 @@ import pytest
 
 import http_async_client as hac
 from http_async_client import _optable as t
+from http_async_client._optdocs import render_api
 
 
 def test_type_declarations_match_the_table() -> None:
@@ -64,6 +65,6 @@ def test_docs_option_tables_are_generated_from_the_table() -> None:
     """docs/api.md's option tables are what `python tools/gen_api_tables.py`
     writes from the table (run it after changing a row)."""
     text = _repo_file("docs/api.md").read_text(encoding="utf-8")
-    assert t.render_api(text) == text, "run: python tools/gen_api_tables.py"
+    assert render_api(text) == text, "run: python tools/gen_api_tables.py"
     for r in t.ROWS:
         assert f"`{r.query or r.client}`" in text

@@ -502,3 +502,42 @@ def test_fetch_connection_flags(fresh_http_server: HTTPTestServer, certs: Certs,
     wrong = run_cli("fetch", "--cacert", str(certs.ca_cert), "--pinnedpubkey",
                     "sha256//" + "A" * 43 + "=", f"{https_server.url}/echo")
     assert wrong.returncode == 1 and "pinned" in wrong.stdout.lower(), wrong.stdout
+
+
+def test_fetch_no_buffer_prints_a_stream_as_it_arrives() -> None:
+    """fetch -N: the first event is on stdout while the server still holds
+    the rest of the response."""
+    import socket
+    import threading
+
+    release = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"d\r\ndata: first\n\n\r\n")
+            release.wait(20)
+            conn.sendall(b"c\r\ndata: last\n\n\r\n0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    proc = subprocess.Popen([sys.executable, "-m", "http_async_client", "fetch", "-N",
+                             f"http://127.0.0.1:{port}/events"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"data: first\n"  # before the rest was sent
+        release.set()
+        rest, err = proc.communicate(timeout=20)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    assert rest.endswith(b"data: last\n\n")  # (communicate() skips readline's buffer)
+    assert err.decode().startswith("200")
