@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -541,3 +542,19 @@ def test_fetch_no_buffer_prints_a_stream_as_it_arrives() -> None:
     assert proc.returncode == 0, err
     assert rest.endswith(b"data: last\n\n")  # (communicate() skips readline's buffer)
     assert err.decode().startswith("200")
+
+
+def test_fetch_proxy_and_unix_socket_flags(http_proxy: Any, unix_http_server: Any,
+                                           fresh_http_server: HTTPTestServer) -> None:
+    url = f"{fresh_http_server.url}/echo"
+    via = run_cli("fetch", "-x", http_proxy.url, url)
+    assert via.returncode == 0 and via.stdout.startswith("200"), via.stdout + via.stderr
+    assert http_proxy.requests.wait_for(1, timeout=10)
+    assert http_proxy.requests[0]["target"] == url
+    bypass = run_cli("fetch", "-x", http_proxy.url, "--noproxy", "127.0.0.1", url)
+    assert bypass.returncode == 0 and len(http_proxy.requests) == 1
+    env = dict(os.environ, http_proxy=http_proxy.url, HTTP_PROXY=http_proxy.url)
+    assert run_cli("fetch", url, env=env).returncode == 0
+    assert len(http_proxy.requests) == 1  # the environment is never used
+    unix = run_cli("fetch", "--unix-socket", unix_http_server.path, "-o", "-", "http://localhost/u")
+    assert unix.returncode == 0 and "unix:GET /u" in unix.stdout, unix.stdout + unix.stderr
