@@ -121,7 +121,10 @@ def test_a_large_stream_in_constant_memory(tmp_path: Any) -> None:
     print("1 GiB stream:", got)
     assert got["n"] == size and got["ok"]
     assert got["sha"] == want.hexdigest()
-    assert got["grew_kib"] < 64 * 1024, got
+    # (ASan's quarantine keeps freed blocks mapped: RSS says nothing there;
+    # the plain run of the suite checks it)
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert got["grew_kib"] < 64 * 1024, got
     assert got["chunks"] < size // 16384  # coalesced: fewer than libcurl's writes
 
 
