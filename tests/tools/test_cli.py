@@ -150,7 +150,9 @@ def test_bench_rate_limit(fresh_http_server: HTTPTestServer) -> None:
     assert 20 < report["summary"]["requests_per_s"] <= 90
     assert time.monotonic() - started >= 0.45
     ports = {r["peer_port"] for r in fresh_http_server.requests.snapshot()}
-    assert len(ports) <= 2  # paced requests reuse one connection
+    # paced requests reuse their connections (a late loop, e.g. under ASan,
+    # catches up with a short burst that may open a few more)
+    assert len(ports) <= 8
 
 
 def test_bench_duration() -> None:
