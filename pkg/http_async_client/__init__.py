@@ -6,6 +6,7 @@ functions and ``$http_*`` variables, plus a Pythonic surface (handles,
 ``completions()``, asyncio ``await``).
 """
 
+from ._bodies import FormFile as FormFile
 from ._client import Client
 from ._delivery import QueryHandle
 from ._exceptions import (
@@ -35,6 +36,7 @@ __all__ = [
     "Cancelled",
     "Client",
     "ClientClosed",
+    "FormFile",
     "HTTPStatusError",
     "HttpAsyncClientError",
     "HttpReq",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar, ove
 
 from ._aio import AsyncioMixin
 from ._base import Route, RouteArg
+from ._bodies import BodyArg, Extras
 from ._core import Core
 from ._seed import SeedFunctions
 from ._delivery import Delivery, QueryHandle
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("http_async_client")
 
 F = TypeVar("F", bound=Route)
+T = TypeVar("T")
 
 _M_POST = lib.HAC_M_POST
 _M_GET = lib.HAC_M_GET
@@ -99,6 +101,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._verbose = bool(verbose)
         self._ids = itertools.count(1)
         self._pending = {}
+        self._outputs = {}
         self._unsent = deque()  # wire blobs not yet handed to the core (_core._defer)
         self._armed = set()
         self._batching = 0
@@ -170,7 +173,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
     def query(
         self,
         url: str,
-        post_data: str | bytes | None = None,
+        post_data: BodyArg = None,
         route: RouteArg = None,
         **options: Unpack[QueryOptions],
     ) -> QueryHandle:
@@ -194,7 +197,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self,
         state: NextQuery | None,
         url: str,
-        post_data: str | bytes | None,
+        post_data: BodyArg,
         route: RouteArg,
         method: str | None,
         headers: HeadersArg,
@@ -212,6 +215,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
             and headers is None
             and method is None
             and timeout is None
+            and (post_data is None or type(post_data) is bytes or type(post_data) is str)
         ):
             # the common query: no options of its own (same checks, less work)
             rid = next(self._ids)
@@ -224,8 +228,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
                 )
             return self._send(rid, blob, url, url_b, fn, xdata)
         rid = next(self._ids)
-        blob = encode(rid, url_b, state, post_data, method, headers, timeout, opts)
-        return self._send(rid, blob, url, url_b, fn, xdata)
+        extras = Extras()
+        blob = encode(rid, url_b, state, post_data, method, headers, timeout, opts, extras)
+        return self._send_extras(extras, lambda: self._send(rid, blob, url, url_b, fn, xdata))
 
     def query_many(
         self, items: Iterable[QueryItem], route: RouteArg = None
@@ -241,10 +246,31 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         if self._closed:
             self._check_open()
         fn0 = route if route is None else self._resolve_route(route)
-        parts, made = encode_items(items, self._ids, fn0, self._resolve_route)
+        extras = Extras()
+        parts, made = encode_items(items, self._ids, fn0, self._resolve_route, extras)
         if not made:
             return []
-        return self._send_many(made, b"".join(parts))
+        blob = b"".join(parts)
+        return self._send_extras(extras, lambda: self._send_many(made, blob))
+
+    def _send_extras(self, extras: Extras, send: Callable[[], T]) -> T:
+        """``send()`` a blob with what its queries' files need: the output
+        each reply shows (known before any reply can arrive), the feeder
+        threads of iterator bodies (started once the blob is the core's)."""
+        outputs = extras.outputs
+        if not outputs and not extras.feeders:
+            return send()
+        if outputs:
+            self._outputs.update(outputs)
+        try:
+            sent = send()
+        except BaseException:
+            for rid in outputs:
+                self._outputs.pop(rid, None)
+            extras.abandon()
+            raise
+        extras.start()
+        return sent
 
     def batch(self) -> Batch:
         """``with client.batch():`` the queries this thread issues inside

@@ -188,7 +188,11 @@ class Core(ClientBase):
         if not parts:
             return
         blob = parts[0] if len(parts) == 1 else b"".join(parts)
-        rc = _submit(self._c, blob, len(blob)) if not self._closed else lib.HAC_E_CLOSED
+        if self._closed:
+            lib.hac_discard(blob, len(blob))  # hac_submit would have closed its fds
+            rc = lib.HAC_E_CLOSED
+        else:
+            rc = _submit(self._c, blob, len(blob))
         if rc < 0:
             self._fail_unsent(blob, rc)
 

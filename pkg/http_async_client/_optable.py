@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypedDict
 
+from ._bodies import BodyArg, FormArg, OutputArg
 from ._exceptions import InvalidOption
 from ._ffi import ffi, lib
 from ._transport import (
@@ -330,7 +331,10 @@ class QueryOptions(TypedDict, total=False):
     unix_socket: PathArg
     # the seed's http_req keys that are not table rows, and its spellings
     hdr: str | Sequence[str] | None
-    body: str | bytes | None
+    body: BodyArg
+    # bodies that never pass through Python (_bodies)
+    output: OutputArg
+    form: FormArg
     suspend: int | str | None
     tcp_keepalive: int | None
     tcp_ka_idle: int | None
@@ -380,7 +384,8 @@ class ClientParams(TypedDict, total=False):
 
 # query()'s keywords that are parts of the request, not table options
 # (hdr, body, suspend: the seed's http_req keys of the same names)
-REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend")
+REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend",
+                    "output", "form")
 
 
 def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -469,9 +474,12 @@ def api_tables() -> dict[str, str]:
     query = [
         f"- `client.query(url, post_data=None, route=None, *, {keywords})` → "
         "`QueryHandle`; never blocks. `headers` is a mapping, or an iterable of "
-        '`"Name: value"` strings or `(name, value)` pairs; every other keyword is the '
-        "per-query option of the same name (the module parameter's value when "
-        "omitted or None):",
+        '`"Name: value"` strings or `(name, value)` pairs; `post_data`/`body` may also '
+        "be a `pathlib.Path`, an open binary file or an iterable of `bytes`, and "
+        "`output`/`form` write the response to a file and send a multipart form (see "
+        "[Bodies that never pass through Python](#bodies-that-never-pass-through-python)); "
+        "every other keyword is the per-query option of the same name (the module "
+        "parameter's value when omitted or None):",
         "",
         "  | keyword | module parameter | notes |",
         "  |---|---|---|",
