@@ -180,8 +180,12 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         """Send a query; never blocks.  Keywords: ``method``, ``headers``
         (a mapping, or ``"Name: value"`` strings or ``(name, value)``
         pairs), ``timeout`` (ms), ``xdata`` (any object, returned as
-        ``reply.xdata``), and every per-query option of the option table
+        ``reply.xdata``), ``output`` (a path, fd or binary file the worker
+        writes the body to), ``form`` (a multipart body: fields and
+        ``FormFile``), and every per-query option of the option table
         (``tls_verify_host`` ... ``http_version``, see docs/api.md).
+        ``post_data`` may also be a ``pathlib.Path``, an open binary file
+        or an iterable of bytes: the worker reads it, Python never copies it.
         Options set for the next query of this thread (seed functions,
         ``http_req``) apply and are reset; keyword arguments override them."""
         state = self._take_next() if self._has_next else None
