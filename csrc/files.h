@@ -1,7 +1,7 @@
 /*
  * files.h - a request's bodies that never pass through Python: the
  * response written to a file (output.c), the request body read from a
- * file or a pipe (upload.c), a multipart form (form.c); files.c ties them
+ * file or a stream (upload.c), a multipart form (form.c); files.c ties them
  * to the request's life.  Private to those four files.
  *
  * Ownership: the fds a request's options name (HAC_O_OUTPUT_FD,
@@ -22,7 +22,7 @@
 #define HAC_IN_NONE 0
 #define HAC_IN_FILE 1          /* regular file: pread() at in_pos */
 #define HAC_IN_STREAM 2        /* pipe, socket, tty: read() when readable */
-#define HAC_IN_FRAMES 3        /* Python's feeder pipe (upload.c) */
+#define HAC_IN_FRAMES 3        /* Python's feeder socket (upload.c) */
 
 struct hac_files {
   struct hac_req *r;
@@ -40,7 +40,7 @@ struct hac_files {
   /* the request body (upload.c) */
   int in_fd;                   /* -1: none */
   int in_kind;                 /* HAC_IN_* */
-  bool in_nonblock;            /* in_fd is O_NONBLOCK (the feeder pipe) */
+  bool in_nonblock;            /* in_fd is O_NONBLOCK (the feeder's socket) */
   bool in_touched;             /* bytes were taken from a stream */
   bool in_done;                /* the feeder's end mark came */
   const char *in_path;         /* for messages; NULL: an fd */

@@ -73,7 +73,7 @@
 #define HAC_O_BODY_FILE 98     /* the request body is this file */
 #define HAC_O_BODY_FD 101      /* ... read from this fd */
 #define HAC_O_BODY_START 113   /* ... from this offset (-1: a stream) */
-#define HAC_O_BODY_PIPE 103    /* ... framed by Python's feeder thread */
+#define HAC_O_BODY_PIPE 103    /* ... from Python's feeder thread (frames) */
 #define HAC_O_FORM 70          /* the body holds a multipart form */
 
 /* a part of a multipart form (HAC_O_FORM): this header, then name,

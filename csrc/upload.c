@@ -6,15 +6,16 @@
  *     file offset never moves; its size is the Content-Length;
  *   - a stream (pipe, socket, terminal): read when readable, sent chunked
  *     (its size is unknown), never rewound once read;
- *   - Python's feeder pipe (an iterator's chunks): frames of a 4-byte
+ *   - Python's feeder (an iterator's chunks, written by a thread into a
+ *     socket pair: send(MSG_NOSIGNAL) never raises SIGPIPE): frames of a 4-byte
  *     native-order header and data.  Header n: n bytes of body follow; 0:
  *     the body is complete; HAC_FRAME_ERROR | n: the iterator raised and n
- *     bytes of its text follow.  A pipe that ends without the 0 frame (the
- *     feeder died) fails the transfer too, so a body cut short is never
- *     sent as if whole.
+ *     bytes of its text follow.  A stream that ends without the 0 frame
+ *     (the feeder died) fails the transfer too, so a body cut short is
+ *     never sent as if whole.
  * When nothing is readable the transfer pauses (CURL_READFUNC_PAUSE) and
  * an ev_io on the fd un-pauses it (curl_easy_pause() on the worker): the
- * pipe's capacity is the feeder's backpressure.
+ * socket's buffer is the feeder's backpressure.
  */
 #include "files.h"
 
@@ -97,7 +98,7 @@ static size_t frames_read(struct hac_files *f, char *buf, size_t room)
       if(got <= 0) {
         if(!got)
           snprintf(f->err, sizeof(f->err), "UPLOAD_FAILED: the request "
-                   "body iterator's pipe closed inside a chunk");
+                   "body iterator's feeder stopped inside a chunk");
         return CURL_READFUNC_ABORT;
       }
       f->frame_left -= (uint32_t)got;
@@ -124,7 +125,7 @@ static size_t frames_read(struct hac_files *f, char *buf, size_t room)
       return 0;
     }
     if(v & HAC_FRAME_ERROR) {
-      /* written with its header in one write() under PIPE_BUF: here */
+      /* sent with its header in one small send(): here */
       char text[HAC_FRAME_TEXT];
       size_t n = v & ~HAC_FRAME_ERROR;
       got = read(f->in_fd, text, n < sizeof(text) ? n : sizeof(text));

@@ -6,12 +6,15 @@ disk by libcurl).
 Strategy: everything is checked first (``plan_body``, ``plan_output``,
 ``encode_form``: a bad path or value raises the typed exceptions before
 anything is made), then ``Plans.entries()`` makes the fds (``os.dup`` of a
-caller's file, a pipe for an iterator) and the option entries naming them
+caller's file, a socket pair for an iterator) and the option entries naming them
 (csrc/files.h).  From the moment the blob holding them reaches
 ``hac_submit`` (whatever it returns) or ``hac_discard`` those fds are the
 core's: it closes them.  An iterator is pulled by a feeder thread that
-writes its chunks into the pipe as frames (csrc/upload.c): the pipe's
-capacity is the backpressure, and the worker reads the pipe in C.
+writes its chunks as frames (csrc/upload.c) into a socket pair, which the
+worker reads in C: its buffer is the backpressure.  A socket pair rather
+than a pipe because ``send(MSG_NOSIGNAL)`` cannot raise SIGPIPE when the
+transfer ends first (an application may have restored SIGPIPE's default,
+which would kill the process).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import socket
 import stat
 import struct
 import threading
@@ -254,30 +258,28 @@ def encode_form(form: object) -> bytes:
 
 # --------------------------------------------------------------- resources
 class Feeder:
-    """Writes an iterator's chunks into the pipe the worker reads (frames:
-    see csrc/upload.c), on a thread of its own, then closes its end.  The
-    worker closing the read end (the transfer ended) stops it at its next
-    write; the iterator is closed either way (a generator's ``finally``
-    runs)."""
+    """Writes an iterator's chunks into the socket the worker reads
+    (frames: see csrc/upload.c), on a thread of its own, then closes its
+    end.  The worker closing the other end (the transfer ended) stops it at
+    its next write; the iterator is closed either way (a generator's
+    ``finally`` runs)."""
 
-    __slots__ = ("_chunks", "_fd")
+    __slots__ = ("_chunks", "_sock")
 
-    def __init__(self, chunks: Iterator[Any], fd: int) -> None:
+    def __init__(self, chunks: Iterator[Any], sock: socket.socket) -> None:
         self._chunks = chunks
-        self._fd = fd
+        self._sock = sock
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="http_async_client body", daemon=True).start()
 
     def close(self) -> None:
         """Never started (its query was not sent): just close."""
-        os.close(self._fd)
+        self._sock.close()
         _close_iter(self._chunks)
 
     def _write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        self._sock.sendall(data, socket.MSG_NOSIGNAL)
 
     def _run(self) -> None:
         chunks = self._chunks
@@ -307,7 +309,7 @@ class Feeder:
         except OSError:
             pass  # EPIPE: the transfer ended (done, failed, cancelled)
         finally:
-            os.close(self._fd)
+            self._sock.close()
             _close_iter(chunks)
 
 
@@ -374,14 +376,17 @@ def entries(body: _Body | None, out: _Output | None, rid: int, extras: Extras) -
                 parts.append(b"%s%d\0%s%d\0" % (_O_BODY_FD, fd, _O_BODY_START, start))
             else:
                 assert body.chunks is not None
-                rfd, wfd = os.pipe()
-                made += (rfd, wfd)
-                feeder = Feeder(body.chunks, wfd)
+                reader, writer = socket.socketpair()
+                feeder = Feeder(body.chunks, writer)
+                rfd = reader.detach()  # the core's from now on
+                made.append(rfd)
                 parts.append(b"%s%d\0" % (_O_BODY_PIPE, rfd))
     except BaseException:
         extras.outputs.pop(rid, None)
         for fd in made:
             os.close(fd)
+        if feeder is not None:
+            feeder.close()
         raise
     if feeder is not None:
         extras.feeders.append(feeder)

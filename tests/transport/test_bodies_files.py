@@ -471,6 +471,27 @@ def test_stopping_an_upload_leaves_no_fd(make_client: Any, bodies: BodyServer,
     baseline.assert_back(what=f"after a {source} upload stopped by {how}")
 
 
+def test_an_early_end_never_raises_sigpipe(bodies: BodyServer) -> None:
+    """An application that restored SIGPIPE's default (CLI tools do) is not
+    killed when a transfer ends before its iterator body does."""
+    script = """
+        import json, signal, sys, time
+        import http_async_client as hac
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        def endless():
+            while True:
+                yield b"x" * 65536
+        with hac.Client(connection_timeout=20000) as client:
+            h = client.query(sys.argv[1], endless())
+            time.sleep(0.3)
+            h.cancel()
+            r = h.result(10)
+            time.sleep(0.3)  # the feeder's next send() meets the closed end
+        print(json.dumps({"cancelled": r.cancelled}))
+    """
+    assert run_child(script, f"{bodies.url}/sink?pause=20") == {"cancelled": True}
+
+
 def test_queries_never_sent_close_their_fds(make_client: Any, http_server: HTTPTestServer,
                                             tmp_path: Path) -> None:
     """A batch closed before it was sent, a refused query_many() item and a
