@@ -543,6 +543,24 @@ def test_query_many_and_asyncio(client: hac.Client, http_server: HTTPTestServer,
     assert b"async gen" in [u["body"] for u in bodies.uploads[-2:]]
 
 
+def test_over_http2(make_client: Any, nginx: Any, certs: Any, tmp_path: Path) -> None:
+    """The same over HTTP/2 (nginx: h2c with prior knowledge, TLS + ALPN):
+    the file, and bodies streamed without chunked encoding (h2 frames)."""
+    client = make_client(connection_timeout=20000, tls_ca_file=str(certs.ca_cert))
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"p" * 300_000)
+    for url, version in ((nginx.h2c_url, 2), (nginx.tls_url, 0)):
+        target = tmp_path / "h2.txt"
+        down = client.query(f"{url}/x", output=target, http_version=version).result(WAIT)
+        assert down.ok and down.http_version == "2" and target.read_bytes() == b"ok"
+        for body in (source, iter([b"a" * 100_000, b"b"]), None):
+            kw: dict[str, Any] = {"form": {"f": hac.FormFile(source)}} if body is None else {}
+            up = client.query(f"{url}/up", body, http_version=version, **kw).result(WAIT)
+            assert up.ok and up.status == 200 and up.http_version == "2", up.err
+            assert up.body == b"ok"
+    assert leftovers(tmp_path) == []
+
+
 # ------------------------------------------------------------ bad values
 
 
