@@ -4,8 +4,8 @@ open file or an iterator's pipe, multipart forms (``form=``), against the
 loopback servers of support.bodyservers.
 
 The 1 GiB download and the 512 MiB upload run in a child process so that
-its peak RSS (``ru_maxrss``) measures the client alone; they dominate this
-file's time (about 3 s and 2 s here)."""
+its peak RSS (VmHWM) measures the client alone; they dominate this
+file's time (about 6 s and 4 s here, transfers of about 2 s and 1 s)."""
 
 from __future__ import annotations
 
@@ -75,12 +75,21 @@ def run_child(script: str, *args: str, timeout: float = 180) -> dict[str, Any]:
 # The client in a child process: peak RSS before and after one transfer,
 # the Python calls made while it ran (sys.setprofile) and the replies drained.
 CHILD = """
-    import json, os, resource, sys, time
+    import json, os, sys, time
     from pathlib import Path
     import http_async_client as hac
 
+    def status(key):
+        with open("/proc/self/status") as f:
+            return int(next(l for l in f if l.startswith(key)).split()[1]) * 1024
+
     def peak():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve(), so a
+        # child of pytest would start with pytest's peak (50+ MiB) as its own
+        return status("VmHWM:")
+
+    def now():  # VmRSS, for the record (the bound is on the peak)
+        return status("VmRSS:")
 
     mode, url, path = sys.argv[1], sys.argv[2], sys.argv[3]
     with hac.Client(connection_timeout=120000) as client:
@@ -104,7 +113,7 @@ CHILD = """
             global calls
             if event == "call":
                 calls += 1
-        before = peak()
+        before, rss0 = peak(), now()
         t0 = time.monotonic()
         sys.setprofile(profile)
         if mode == "download":
@@ -113,8 +122,8 @@ CHILD = """
             reply = client.query(url, Path(path), method="PUT").result(170)
         sys.setprofile(None)
         elapsed = time.monotonic() - t0
-        after = peak()
-    print(json.dumps({"ok": reply.ok, "err": reply.err, "status": reply.status, "bs": reply.bs,
+        after, rss1 = peak(), now()
+    print(json.dumps({"rss0": rss0, "rss1": rss1, "ok": reply.ok, "err": reply.err, "status": reply.status, "bs": reply.bs,
                       "body": len(reply.body), "text": reply.text if mode == "upload" else "",
                       "output": reply.output, "before": before, "after": after,
                       "elapsed": elapsed, "calls": calls, "drained": len(drained)}))
@@ -141,7 +150,8 @@ def test_1gib_download_to_file_in_constant_memory(bodies: BodyServer, tmp_path: 
         target.unlink(missing_ok=True)
     growth = got["after"] - got["before"]
     print(f"\n1 GiB output=: {got['elapsed']:.2f} s, peak RSS {got['before'] / MiB:.1f} -> "
-          f"{got['after'] / MiB:.1f} MiB (+{growth / MiB:.2f}), Python calls {got['calls']}")
+          f"{got['after'] / MiB:.1f} MiB (+{growth / MiB:.2f}), RSS {got['rss0'] / MiB:.1f} -> "
+          f"{got['rss1'] / MiB:.1f} MiB, Python calls {got['calls']}")
     assert growth < 16 * MiB, got
     assert got["drained"] == 1
     assert got["calls"] < 200, got
@@ -275,7 +285,7 @@ def test_512mib_upload_from_a_path_in_constant_memory(bodies: BodyServer,
     growth = got["after"] - got["before"]
     print(f"\n512 MiB upload from a Path: {got['elapsed']:.2f} s, peak RSS "
           f"{got['before'] / MiB:.1f} -> {got['after'] / MiB:.1f} MiB (+{growth / MiB:.2f}), "
-          f"Python calls {got['calls']}")
+          f"RSS {got['rss0'] / MiB:.1f} -> {got['rss1'] / MiB:.1f} MiB, Python calls {got['calls']}")
     assert growth < 32 * MiB, got
     assert got["drained"] == 1 and got["calls"] < 200, got
 
@@ -545,15 +555,23 @@ def test_query_many_and_asyncio(client: hac.Client, http_server: HTTPTestServer,
 
 def test_over_http2(make_client: Any, nginx: Any, certs: Any, tmp_path: Path) -> None:
     """The same over HTTP/2 (nginx: h2c with prior knowledge, TLS + ALPN):
-    the file, and bodies streamed without chunked encoding (h2 frames)."""
+    the file, and bodies streamed without chunked encoding (h2 frames).
+
+    libcurl 7.88 fails POSTs to nginx's ``return 200`` over h2c, and hangs
+    on TLS ones larger than a few KiB, in-memory bodies alike (nginx answers
+    without reading the body); there the uploads go over TLS, small."""
     client = make_client(connection_timeout=20000, tls_ca_file=str(certs.ca_cert))
+    old_curl = hac.curl_version().startswith("7.")
+    size = 1000 if old_curl else 300_000
     source = tmp_path / "src.bin"
-    source.write_bytes(b"p" * 300_000)
+    source.write_bytes(b"p" * size)
     for url, version in ((nginx.h2c_url, 2), (nginx.tls_url, 0)):
         target = tmp_path / "h2.txt"
         down = client.query(f"{url}/x", output=target, http_version=version).result(WAIT)
         assert down.ok and down.http_version == "2" and target.read_bytes() == b"ok"
-        for body in (source, iter([b"a" * 100_000, b"b"]), None):
+        if old_curl and version == 2:
+            continue
+        for body in (source, iter([b"a" * (size // 3), b"b"]), None):
             kw: dict[str, Any] = {"form": {"f": hac.FormFile(source)}} if body is None else {}
             up = client.query(f"{url}/up", body, http_version=version, **kw).result(WAIT)
             assert up.ok and up.status == 200 and up.http_version == "2", up.err
