@@ -34,6 +34,8 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
     const char *end = data + len;
     if(r->origin && !r->mux_learned)
       hac_mux_learn(r->w, r, data, len);
+    if(r->output && hac_output_reset(r))
+      return 0;
     r->buf.len = 0;
     r->res.reason_off = r->res.reason_len = 0;
     r->hdr_done = false;
@@ -67,7 +69,7 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
     }
     /* a known length: room for the body at once, no regrowth; bounded so
        that a lying server cannot make us reserve max_body_size per request */
-    if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX)
+    if(r->cl_seen && r->cl <= HAC_PRESIZE_MAX && !r->output)
       (void)hac_buf_reserve(&r->buf, len + (size_t)r->cl); /* else: grow */
   }
   else if(len > 15 && !strncasecmp(data, "content-length:", 15)) {
@@ -99,6 +101,8 @@ size_t hac_on_body(char *data, size_t size, size_t n, void *userp)
   }
   if(r->stream)
     return hac_stream_write(r, data, len);
+  if(r->output) /* to a file, from here: no size cap */
+    return hac_output_write(r, data, len);
   if(r->buf.len - r->res.body_off + len >
      (uint64_t)r->w->c->cfg.max_body_size) {
     r->too_big = true;
@@ -295,6 +299,7 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     CURLINFO_REDIRECT_TIME_T
   };
   CURL *e = r->easy;
+  const char *why;
   long code = 0;
   long ver = 0;
   int i;
@@ -343,6 +348,12 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
                "HTTP/2 prior knowledge: no prior-knowledge connection could "
                "be used (%d starts) (curl error %d)",
                (int)r->restarts + 1, (int)rc);
+      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
+    }
+    else if((why = hac_files_error(r))) {
+      /* files.c's own text names the file and the errno */
+      snprintf(r->errtext, sizeof(r->errtext), "%s (curl error %d)", why,
+               (int)rc);
       atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else if(r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {

@@ -175,8 +175,10 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
   int n = c->nworkers;
   int i;
 
-  if(atomic_load(&c->closed))
+  if(atomic_load(&c->closed)) {
+    hac_discard(blob, len); /* the fds its requests carry are ours now */
     return HAC_E_CLOSED;
+  }
   memset(batch, 0, sizeof(batch[0]) * (size_t)n);
   memset(count, 0, sizeof(count[0]) * (size_t)n);
   while(off < len) {
@@ -185,6 +187,7 @@ long hac_submit(hac_client *c, const char *blob, size_t len)
     if(!r) {
       for(i = 0; i < n; i++)
         free_chain(batch[i].head);
+      hac_discard(blob + off, len - off);
       return used ? HAC_E_NOMEM : HAC_E_FORMAT;
     }
     off += used;

@@ -272,6 +272,8 @@ static CURLcode configure(struct hac_worker *w, struct hac_req *r)
   rc = set_method(r);
   if(!rc)
     rc = set_headers(w, r);
+  if(!rc && (r->flags & HAC_F_FILES))
+    rc = hac_files_setup(w, r); /* output file, body from a file or form */
   return rc;
 }
 #undef SET

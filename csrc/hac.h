@@ -28,6 +28,7 @@
 
 /* request flags (hac_reqhdr.flags) */
 #define HAC_F_BODY 1
+#define HAC_F_FILES 16         /* options name files or fds (files.h) */
 
 /* result flags (hac_result.flags) */
 #define HAC_R_OK 1
@@ -75,6 +76,22 @@
 
 /* hac_reqhdr.timeout_ms of a stream without a deadline */
 #define HAC_NO_DEADLINE -1
+
+/* bodies that never pass through Python (files.h); an fd named here
+   belongs to the core once the blob reaches hac_submit()/hac_discard() */
+#define HAC_O_OUTPUT 111       /* write the body to this path (renamed) */
+#define HAC_O_OUTPUT_FD 100    /* ... to this fd */
+#define HAC_O_BODY_FILE 98     /* the request body is this file */
+#define HAC_O_BODY_FD 101      /* ... read from this fd */
+#define HAC_O_BODY_START 113   /* ... from this offset (-1: a stream) */
+#define HAC_O_BODY_PIPE 103    /* ... from Python's feeder thread (frames) */
+#define HAC_O_FORM 70          /* the body holds a multipart form */
+
+/* a part of a multipart form (HAC_O_FORM): this header, then name,
+   value (data, or a file's path), content type, file name */
+#define HAC_FORM_FILE 1        /* value is a path, streamed from disk */
+#define HAC_FORM_TYPE 2        /* a content type is given */
+#define HAC_FORM_FILENAME 4    /* a file name is given */
 
 /* http_version values (HAC_O_HTTP_VERSION) */
 #define HAC_HTTP_DEFAULT 0
@@ -170,6 +187,7 @@ typedef struct hac_result {
   int32_t curl_code;
   uint32_t flags;              /* HAC_R_* */
   int32_t http_version;        /* CURL_HTTP_VERSION_* of the response */
+  uint64_t written;            /* body bytes written to HAC_O_OUTPUT* */
 } hac_result;
 
 /* One drained result, flat (fixed-size fields only) so that Python reads
@@ -188,7 +206,16 @@ typedef struct hac_rec {
   int32_t curl_code;
   uint32_t flags;              /* HAC_R_* */
   int32_t http_version;
+  uint64_t written;            /* body bytes written to a file, not in raw */
 } hac_rec;
+
+typedef struct hac_formpart {
+  uint32_t flags;              /* HAC_FORM_* */
+  uint32_t name_len;
+  uint32_t value_len;
+  uint32_t type_len;
+  uint32_t filename_len;
+} hac_formpart;
 
 typedef struct hac_stats {
   uint64_t requests;           /* submitted (accepted by hac_submit()) */
@@ -223,6 +250,10 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
 
 /* Queue a batch; returns how many requests were queued or HAC_E_*. */
 long hac_submit(hac_client *c, const char *blob, size_t len);
+
+/* Close the fds named by the requests of a blob that will never reach
+   hac_submit() (which takes them itself, whatever it returns). */
+void hac_discard(const char *blob, size_t len);
 
 /* Ask the owning worker to cancel; a reply with HAC_R_CANCELLED follows
    unless the request has already finished.  0, or HAC_E_CLOSED. */

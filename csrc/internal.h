@@ -23,6 +23,9 @@
  *   reqhash.c   a worker's id -> request table
  *   queue.c     completion queue and its eventfd, curl_verbose text
  *   req.c       wire form -> request, its options
+ *   files.c     bodies that never pass through Python: output.c (to a
+ *               file), upload.c (from a file or a pipe), form.c (MIME);
+ *               they read a request's options themselves (files.h)
  *   buf.c       byte buffers and their cache
  *   alloc.c     the allocator libcurl and the core share
  *
@@ -158,6 +161,8 @@ struct hac_req {
   bool mux_force_open;         /* start again opening a connection */
   bool mux_learned;            /* its first status line was looked at */
   struct hac_origin *origin;   /* the origin it counts on */
+  struct hac_files *files;     /* files.h: set up by hac_files_setup() */
+  bool output;                 /* the body goes to files->out_fd */
   ev_timer guard;               /* watchdog: deadline + grace */
   double deadline;             /* ev_now() + timeout, set on arrival */
   long run_ms;                 /* CURLOPT_TIMEOUT_MS: what is left */

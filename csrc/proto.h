@@ -105,6 +105,16 @@ static inline bool hac_conn_broke(CURLcode rc)
   }
 }
 
+/* ---- files.c, output.c (HAC_F_FILES requests only) ---- */
+CURLcode hac_files_setup(struct hac_worker *w, struct hac_req *r);
+CURLcode hac_files_commit(struct hac_req *r);
+void hac_files_end(struct hac_req *r);
+void hac_files_free(struct hac_req *r);
+bool hac_files_restartable(const struct hac_req *r);
+const char *hac_files_error(const struct hac_req *r);
+size_t hac_output_write(struct hac_req *r, const char *data, size_t len);
+int hac_output_reset(struct hac_req *r);
+
 /* ---- share.c ---- */
 int hac_share_init(struct hac_worker *w);
 void hac_share_fini(struct hac_worker *w);

@@ -58,6 +58,8 @@ void hac_req_free(struct hac_req *r)
 {
   if(!r)
     return;
+  if(r->flags & HAC_F_FILES)
+    hac_files_free(r);
   if(r->hdrs)
     curl_slist_free_all(r->hdrs);
   curl_slist_free_all(r->lists[0]);

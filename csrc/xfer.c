@@ -87,7 +87,10 @@ static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
     return;
   }
   if(rc) {
-    fail_code(w, r, curl_easy_strerror(rc), "", (int)rc);
+    if(hac_files_error(r))
+      hac_xfer_fail(w, r, 0, hac_files_error(r));
+    else
+      fail_code(w, r, curl_easy_strerror(rc), "", (int)rc);
     return;
   }
   mrc = curl_multi_add_handle(w->multi, r->easy);
@@ -182,6 +185,8 @@ static void finish(struct hac_worker *w, struct hac_req *r)
     hac_stream_end(r);
     hac_stream_detach(r);
   }
+  if(r->flags & HAC_F_FILES)
+    hac_files_end(r); /* fds closed, a temporary file gone */
   hac_list_add(&w->fin, r);
   atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
 }
@@ -223,7 +228,8 @@ static bool start_over(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     hac_conn_dead(w, r);
     again = hac_req_idempotent(r);
   }
-  if(!again || r->restarts >= HAC_MAX_RESTARTS)
+  if(!again || r->restarts >= HAC_MAX_RESTARTS ||
+     !hac_files_restartable(r))
     return false;
   /* not onto another cached connection that may be as dead: libcurl's
      check before reuse cannot see that a peer has forgotten one */
@@ -238,6 +244,8 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
 {
   if(rc != CURLE_OK && start_over(w, r, rc))
     return;
+  if(rc == CURLE_OK && r->files)
+    rc = hac_files_commit(r); /* the output file into place */
   hac_result_done(w, r, rc);
   detach(w, r);
   hac_result_fill(r);

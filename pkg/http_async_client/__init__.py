@@ -6,6 +6,7 @@ functions and ``$http_*`` variables, plus a Pythonic surface (handles,
 ``completions()``, asyncio ``await``).
 """
 
+from ._bodies import FormFile as FormFile
 from ._client import Client
 from ._delivery import QueryHandle
 from ._exceptions import (
@@ -36,6 +37,7 @@ __all__ = [
     "Cancelled",
     "Client",
     "ClientClosed",
+    "FormFile",
     "HTTPStatusError",
     "HttpAsyncClientError",
     "HttpReq",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from ._reply import Reply
 
 if TYPE_CHECKING:
+    from ._bodies import BodyArg
     from ._delivery import QueryHandle
     from ._nextquery import NextQuery, ThreadState
     from ._validate import HeadersArg
@@ -53,6 +54,7 @@ class ClientBase:
     _armed: set[asyncio.AbstractEventLoop]
     _batching: int
     _local: ThreadState
+    _outputs: dict[int, object]  # id -> reply.output of output= queries
     _has_next: bool
 
     # defined in _core
@@ -113,7 +115,7 @@ class ClientBase:
         self,
         state: NextQuery | None,
         url: str,
-        post_data: str | bytes | None,
+        post_data: BodyArg,
         route: RouteArg,
         method: str | None,
         headers: HeadersArg,

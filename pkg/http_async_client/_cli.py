@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from typing import IO, Any, Iterator, Sequence
 
 from . import _ui
 from ._bench import BenchConfig, BenchResult, Progress, StopFlag, run_load
+from ._bodies import BodyArg, FormFile, FormValue
 from ._client import Client
 from ._exceptions import HttpAsyncClientError, UsageError
 from ._validate import check_method, check_url, headers_lines
@@ -57,6 +59,51 @@ def _read_data(data: str | None) -> bytes | None:
         except OSError as exc:
             raise CliError(f"-d {data}: {exc.strerror or exc}") from None
     return data.encode("utf-8")
+
+
+def _fetch_body(data: str | None) -> BodyArg:
+    """fetch's -d: text, or @FILE streamed from disk by the worker (@-:
+    stdin, read as it comes)."""
+    if data is None or not data.startswith("@"):
+        return _read_data(data)
+    if data == "@-":
+        return sys.stdin.buffer
+    path = Path(data[1:])
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise CliError(f"-d {data}: not a regular file")
+    except OSError as exc:
+        raise CliError(f"-d {data}: {exc.strerror or exc}") from None
+    return path
+
+
+def _form(fields: list[str]) -> list[tuple[str, FormValue]]:
+    """-F fields in curl's syntax: name=value, name=@FILE[;type=T][;filename=N]
+    (a FormFile), name=<FILE (the file's content as the value)."""
+    out: list[tuple[str, FormValue]] = []
+    for field in fields:
+        name, sep, value = field.partition("=")
+        if not sep or not name:
+            raise CliError(f"-F {field!r}: expected NAME=VALUE, NAME=@FILE or NAME=<FILE")
+        if value.startswith("@"):
+            path, *params = value[1:].split(";")
+            extra: dict[str, str] = {}
+            for param in params:
+                key, sep, v = param.partition("=")
+                if key.strip() not in ("type", "filename") or not sep:
+                    raise CliError(f"-F {field!r}: unknown parameter {param!r} "
+                                   "(type=..., filename=...)")
+                extra[key.strip()] = v
+            out.append((name, FormFile(path, content_type=extra.get("type"),
+                                       filename=extra.get("filename"))))
+        elif value.startswith("<"):
+            try:
+                out.append((name, Path(value[1:]).read_bytes()))
+            except OSError as exc:
+                raise CliError(f"-F {field!r}: {exc.strerror or exc}") from None
+        else:
+            out.append((name, value))
+    return out
 
 
 def _check_cacert(cafile: str) -> None:
@@ -133,9 +180,12 @@ def _output_name(index: int, width: int, url: str) -> str:
 
 def fetch(args: argparse.Namespace) -> int:
     _validate(args)
-    body = _read_data(args.data)
+    if args.form and args.data is not None:
+        raise CliError("-F and -d both give the request body: use one")
+    body = _fetch_body(args.data)
+    form = _form(args.form) if args.form else None
     if args.no_buffer:
-        return _fetch_streamed(args, body)
+        return _fetch_streamed(args, body, form)
     outdir: Path | None = None
     if args.output and args.output != "-":
         outdir = Path(args.output)
@@ -149,11 +199,13 @@ def fetch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         started: dict[int, tuple[int, float]] = {}
         for i, url in enumerate(args.urls, 1):
+            # the worker writes the body to its file as it arrives
+            target = None if outdir is None else outdir / _output_name(i, width, url)
             h = client.query(url, body, method=args.method, headers=args.header,
-                             http_version=_http_version(args, url))
+                             http_version=_http_version(args, url), output=target, form=form)
             started[h.id] = (i, time.perf_counter())
         for reply in client.completions():
-            index, t = started[reply.id]
+            _, t = started[reply.id]
             ms = (time.perf_counter() - t) * 1000
             if not reply.ok:
                 failed += 1
@@ -161,16 +213,14 @@ def fetch(args: argparse.Namespace) -> int:
                 continue
             bad_status = args.fail and reply.status >= 400
             failed += bad_status
-            saved = ""
-            if outdir is not None:
-                target = outdir / _output_name(index, width, reply.url)
-                target.write_bytes(reply.body)
-                saved = f"  -> {target}"
+            saved = f"  -> {reply.output}" if reply.output is not None else ""
             version = f"HTTP/{reply.http_version}" if reply.http_version else "HTTP/?"
             out.write(f"{reply.status:<4} {ms:8.1f} ms {reply.bs:>10} B  {version:<8}  "
                       f"{reply.url}{saved}\n")
             if args.include:
-                head = reply.mb[: reply.ml - reply.bs].decode("latin-1").rstrip("\r\n")
+                # with output= the message holds the head alone
+                raw = reply.mb if reply.output is not None else reply.mb[: reply.ml - reply.bs]
+                head = raw.decode("latin-1").rstrip("\r\n")
                 out.write("".join(f"    {line}\n" for line in head.splitlines()))
             if args.output == "-":
                 out.flush()
@@ -182,7 +232,7 @@ def fetch(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _fetch_streamed(args: argparse.Namespace, body: bytes | None) -> int:
+def _fetch_streamed(args: argparse.Namespace, body: BodyArg, form: Any) -> int:
     """fetch -N: each body written to stdout as it arrives (curl -N), the
     URLs one after another; the summary lines go to stderr."""
     failed = 0
@@ -190,7 +240,7 @@ def _fetch_streamed(args: argparse.Namespace, body: bytes | None) -> int:
     with _client(args) as client:
         for url in args.urls:
             t = time.perf_counter()
-            stream = client.query(url, body, stream=True, method=args.method,
+            stream = client.query(url, body, stream=True, method=args.method, form=form,
                                   headers=args.header, http_version=_http_version(args, url))
             try:
                 for chunk in stream.iter_bytes():
@@ -289,6 +339,8 @@ def bench(args: argparse.Namespace) -> int:
     url = args.urls[0] if args.urls else None
     if len(args.urls) > 1:
         raise CliError("bench takes one URL")
+    if getattr(args, "form", None):
+        raise CliError("-F is for fetch (bench sends -d's body)")
     _validate(args)
     _read_data(args.data)  # a missing @FILE before the server starts
     banner: IO[str] = sys.stderr if args.json else sys.stdout

@@ -62,7 +62,7 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
                    help="add, replace ('Name: v'), remove ('Name:') or send empty ('Name;'); repeatable")
     g.add_argument("-d", "--data", default=None, metavar="DATA",
-                   help="request body; @FILE reads it from a file")
+                   help="request body; @FILE streams it from a file (fetch), @- from stdin")
     g.add_argument("--timeout", type=_positive_int, default=5000, metavar="MS",
                    help="total deadline per request, ms (default 5000)")
     h2 = g.add_mutually_exclusive_group()
@@ -104,11 +104,17 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("fetch request body")
+    b.add_argument("-F", "--form", action="append", default=[], metavar="NAME=VALUE",
+                   help="multipart form field (curl's syntax): name=value, "
+                   "name=@FILE[;type=TYPE][;filename=NAME] (streamed from disk), name=<FILE "
+                   "(the file's content as the value); repeatable; not with -d")
     g = p.add_argument_group("fetch output")
     g.add_argument("-i", "--include", action="store_true",
                    help="print each response's status line and headers under its summary line")
     g.add_argument("-o", "--output", metavar="DIR",
-                   help="save each body to DIR/<n>-<name> ('-' writes bodies to stdout)")
+                   help="save each body to DIR/<n>-<name>, written as it arrives "
+                   "('-' writes bodies to stdout)")
     g.add_argument("-N", "--no-buffer", action="store_true",
                    help="write each body to stdout as it arrives (a stream: server-sent "
                    "events, long downloads); URLs one after another, summaries on stderr")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Typ
 
 from ._aio import AsyncioMixin
 from ._base import Route, RouteArg
+from ._bodies import BodyArg, Extras
 from ._core import Core
 from ._seed import SeedFunctions
 from ._delivery import Delivery, QueryHandle
@@ -25,7 +26,6 @@ from ._ffi import lib
 from ._encode import QueryItem, body_of, encode, encode_items, split_options
 from ._nextquery import HttpReq, NextQuery, ThreadState
 from ._optable import ATTRIBUTES, ClientParams, QueryOptions, check_client_params
-from ._prometheus import prometheus_text
 from ._transport import check_bool, proxy_fields, redact_url
 from ._stream import Stream, start_stream
 from ._validate import HeadersArg, _url_cache, check_url, to_body
@@ -100,6 +100,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._verbose = bool(verbose)
         self._ids = itertools.count(1)
         self._pending = {}
+        self._outputs = {}
         self._unsent = deque()  # wire blobs not yet handed to the core (_core._defer)
         self._armed = set()
         self._batching = 0
@@ -174,7 +175,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
     def query(
         self,
         url: str,
-        post_data: str | bytes | None = None,
+        post_data: BodyArg = None,
         route: RouteArg = None,
         *,
         stream: Literal[True],
@@ -185,7 +186,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
     def query(
         self,
         url: str,
-        post_data: str | bytes | None = None,
+        post_data: BodyArg = None,
         route: RouteArg = None,
         *,
         stream: Literal[False] = False,
@@ -195,7 +196,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
     def query(
         self,
         url: str,
-        post_data: str | bytes | None = None,
+        post_data: BodyArg = None,
         route: RouteArg = None,
         *,
         stream: bool = False,
@@ -204,8 +205,12 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         """Send a query; never blocks.  Keywords: ``method``, ``headers``
         (a mapping, or ``"Name: value"`` strings or ``(name, value)``
         pairs), ``timeout`` (ms), ``xdata`` (any object, returned as
-        ``reply.xdata``), and every per-query option of the option table
+        ``reply.xdata``), ``output`` (a path, fd or binary file the worker
+        writes the body to), ``form`` (a multipart body: fields and
+        ``FormFile``), and every per-query option of the option table
         (``tls_verify_host`` ... ``http_version``, see docs/api.md).
+        ``post_data`` may also be a ``pathlib.Path``, an open binary file
+        or an iterable of bytes: the worker reads it, Python never copies it.
         Options set for the next query of this thread (seed functions,
         ``http_req``) apply and are reset; keyword arguments override them.
         ``stream=True`` returns a ``Stream``: the head as soon as the
@@ -234,7 +239,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self,
         state: NextQuery | None,
         url: str,
-        post_data: str | bytes | None,
+        post_data: BodyArg,
         route: RouteArg,
         method: str | None,
         headers: HeadersArg,
@@ -252,6 +257,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
             and headers is None
             and method is None
             and timeout is None
+            and (post_data is None or type(post_data) is bytes or type(post_data) is str)
         ):
             # the common query: no options of its own (same checks, less work)
             rid = next(self._ids)
@@ -264,8 +270,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
                 )
             return self._send(rid, blob, url, url_b, fn, xdata)
         rid = next(self._ids)
-        blob = encode(rid, url_b, state, post_data, method, headers, timeout, opts)
-        return self._send(rid, blob, url, url_b, fn, xdata)
+        extras = Extras()
+        blob = encode(rid, url_b, state, post_data, method, headers, timeout, opts, extras)
+        return self._send_extras(extras, lambda: self._send(rid, blob, url, url_b, fn, xdata))
 
     def query_many(
         self, items: Iterable[QueryItem], route: RouteArg = None
@@ -281,10 +288,12 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         if self._closed:
             self._check_open()
         fn0 = route if route is None else self._resolve_route(route)
-        parts, made = encode_items(items, self._ids, fn0, self._resolve_route)
+        extras = Extras()
+        parts, made = encode_items(items, self._ids, fn0, self._resolve_route, extras)
         if not made:
             return []
-        return self._send_many(made, b"".join(parts))
+        blob = b"".join(parts)
+        return self._send_extras(extras, lambda: self._send_many(made, blob))
 
     def batch(self) -> Batch:
         """``with client.batch():`` the queries this thread issues inside
@@ -302,14 +311,6 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
             self._check_open()
 
     # ------------------------------------------------------------- control
-
-    def stats_prometheus(self, labels: Mapping[str, str] | None = None) -> str:
-        """``stats()`` as Prometheus text exposition (format 0.0.4): the
-        seed's counters as ``http_async_client_requests_total`` etc., plus
-        in-flight and allocator gauges.  ``labels`` (e.g. ``{"client":
-        "billing"}``) tell several clients apart; to put several in one
-        scrape, use ``http_async_client.prometheus_text``."""
-        return prometheus_text([(labels or {}, self.stats())])
 
     def close(self) -> None:
         """Stop accepting queries, cancel what is in flight (each gets a

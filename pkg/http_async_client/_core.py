@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from ._base import ClientBase, Route
+from ._bodies import Extras
 from ._delivery import QueryHandle
 from ._exceptions import ClientClosed, HttpAsyncClientError
 from ._ffi import ffi, lib
 from ._optable import fill_config
+from ._prometheus import prometheus_text
 from ._reply import HOLD_MIN, SHARE_MAX, Reply
 from ._wire import REC, REQHDR, R_ERR_LEN, R_ERR_OFF, R_FLAGS, R_ID, R_RAW_LEN, R_RAW_OFF
 
 log = logging.getLogger("http_async_client")
 
+_T = TypeVar("_T")
 _DRAIN_BATCH = 256
 _NEWS_BATCH = 256
 _HOLD_MIN = HOLD_MIN
@@ -191,7 +194,11 @@ class Core(ClientBase):
         if not parts:
             return
         blob = parts[0] if len(parts) == 1 else b"".join(parts)
-        rc = _submit(self._c, blob, len(blob)) if not self._closed else lib.HAC_E_CLOSED
+        if self._closed:
+            lib.hac_discard(blob, len(blob))  # hac_submit would have closed its fds
+            rc = lib.HAC_E_CLOSED
+        else:
+            rc = _submit(self._c, blob, len(blob))
         if rc < 0:
             self._fail_unsent(blob, rc)
 
@@ -306,6 +313,33 @@ class Core(ClientBase):
         if self._unsent:
             self._flush()  # the core must know the request first
         return bool(lib.hac_cancel(self._c, rid) == 0)
+
+    def _send_extras(self, extras: Extras, send: Callable[[], _T]) -> _T:
+        """``send()`` a blob with what its queries' files need: the output
+        each reply shows (known before any reply can arrive), the feeder
+        threads of iterator bodies (started once the blob is the core's)."""
+        outputs = extras.outputs
+        if not outputs and not extras.feeders:
+            return send()
+        if outputs:
+            self._outputs.update(outputs)
+        try:
+            sent = send()
+        except BaseException:
+            for rid in outputs:
+                self._outputs.pop(rid, None)
+            extras.abandon()
+            raise
+        extras.start()
+        return sent
+
+    def stats_prometheus(self, labels: Mapping[str, str] | None = None) -> str:
+        """``stats()`` as Prometheus text exposition (format 0.0.4): the
+        seed's counters as ``http_async_client_requests_total`` etc., plus
+        in-flight and allocator gauges.  ``labels`` (e.g. ``{"client":
+        "billing"}``) tell several clients apart; to put several in one
+        scrape, use ``http_async_client.prometheus_text``."""
+        return prometheus_text([(labels or {}, self.stats())])
 
     def stats(self) -> dict[str, int]:
         """The seed's counters summed over workers: requests (submitted),

@@ -185,8 +185,11 @@ class Delivery(ClientBase):
         Replies for other loops go to each in one callback per batch."""
         local: list[QueryHandle] = []
         pending = self._pending
+        outputs = self._outputs
         others: dict[asyncio.AbstractEventLoop, list[QueryHandle]] | None = None
         for reply in replies:
+            if outputs:
+                reply.output = outputs.pop(reply.id, None)
             h = pending.pop(reply.id, None)
             if h is None:
                 continue

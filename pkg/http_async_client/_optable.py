@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypedDict
 
+from ._bodies import BodyArg, FormArg, OutputArg
 from ._ffi import ffi, lib
 from ._transport import (
     check_authmethod,
@@ -309,7 +310,10 @@ class QueryOptions(TypedDict, total=False):
     unix_socket: PathArg
     # the seed's http_req keys that are not table rows, and its spellings
     hdr: str | Sequence[str] | None
-    body: str | bytes | None
+    body: BodyArg
+    # bodies that never pass through Python (_bodies)
+    output: OutputArg
+    form: FormArg
     suspend: int | str | None
     tcp_keepalive: int | None
     tcp_ka_idle: int | None
@@ -362,7 +366,7 @@ class ClientParams(TypedDict, total=False):
 # query()'s keywords that are parts of the request, not table options
 # (hdr, body, suspend: the seed's http_req keys of the same names)
 REQUEST_KEYWORDS = ("method", "headers", "timeout", "xdata", "hdr", "body", "suspend",
-                    "stream_buffer")
+                    "stream_buffer", "output", "form")
 
 
 def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:

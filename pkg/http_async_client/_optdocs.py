@@ -52,10 +52,13 @@ def api_tables() -> dict[str, str]:
     keywords = ", ".join(f"{k}=" for k in (*REQUEST_KEYWORDS, *(r.query for r in QUERY_ROWS)))
     query = [
         f"- `client.query(url, post_data=None, route=None, *, stream=False, {keywords})` → "
-        "`QueryHandle` (`Stream` with `stream=True`, see below); never blocks. `headers` is a mapping, or an iterable of "
-        '`"Name: value"` strings or `(name, value)` pairs; every other keyword is the '
-        "per-query option of the same name (the module parameter's value when "
-        "omitted or None):",
+        "`QueryHandle` (`Stream` with `stream=True`, see below); never blocks. `headers` is "
+        'a mapping, or an iterable of `"Name: value"` strings or `(name, value)` pairs; '
+        "`post_data`/`body` may also be a `pathlib.Path`, an open binary file or an "
+        "iterable of `bytes`, and `output`/`form` write the response to a file and send a "
+        "multipart form (see [Bodies that never pass through Python]"
+        "(#bodies-that-never-pass-through-python)); every other keyword is the per-query "
+        "option of the same name (the module parameter's value when omitted or None):",
         "",
         "  | keyword | module parameter | notes |",
         "  |---|---|---|",

@@ -39,6 +39,7 @@ from ._wire import (
     R_REASON_OFF,
     R_STATUS,
     R_TIMES,
+    R_WRITTEN,
 )
 
 # responses at least this large stay in C until a property needs them
@@ -78,7 +79,8 @@ _R_CANCELLED = lib.HAC_R_CANCELLED
 
 class Reply:
     """A finished query.  ``ok`` is True when libcurl completed the transfer,
-    whatever the HTTP status; otherwise ``err`` says why."""
+    whatever the HTTP status; otherwise ``err`` says why.  ``output`` is
+    where ``query(output=...)`` wrote the body (None for other queries)."""
 
     __slots__ = (
         "id",
@@ -87,6 +89,7 @@ class Reply:
         "status",
         "err",
         "xdata",
+        "output",
         "_rec",
         "_src",
         "_base",
@@ -100,6 +103,7 @@ class Reply:
     status: int
     err: str | None
     xdata: Any
+    output: Any
 
     def __init__(self, rec: tuple[int, ...], data: bytes | None, err: str | None = None,
                  held: Any = None) -> None:
@@ -113,6 +117,7 @@ class Reply:
         self.err = err
         self.url = ""
         self.xdata = None
+        self.output = None
         self._rec = rec
         self._headers: list[tuple[str, str]] | None = None
         self._body: bytes | None = None
@@ -125,7 +130,7 @@ class Reply:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickle/copy: travels as its own bytes (not the batch's, not C's)
-        return (_rebuild, (self._rec, self.raw, self.err, self.url, self.xdata))
+        return (_rebuild, (self._rec, self.raw, self.err, self.url, self.xdata, self.output))
 
     @property
     def curl_code(self) -> int:
@@ -241,7 +246,8 @@ class Reply:
 
     @property
     def body(self) -> bytes:
-        """``$http_rb``: the body, binary-safe."""
+        """``$http_rb``: the body, binary-safe (empty with ``output=``: the
+        body is in the file, ``output``)."""
         if self._body is None:
             self._body = self._slice(self._rec[R_BODY_OFF], self._rec[R_RAW_LEN])
         return self._body
@@ -250,9 +256,10 @@ class Reply:
 
     @property
     def bs(self) -> int:
-        """``$http_bs``: the body length."""
+        """``$http_bs``: the body length (with ``output=``: the bytes
+        written to the file; ``body`` is then empty)."""
         rec = self._rec
-        return rec[R_RAW_LEN] - rec[R_BODY_OFF]
+        return rec[R_RAW_LEN] - rec[R_BODY_OFF] + rec[R_WRITTEN]
 
     @property
     def encoding(self) -> str:
@@ -307,11 +314,13 @@ class Reply:
         return iter(self.headers)
 
 
-def _rebuild(rec: tuple[int, ...], raw: bytes, err: str | None, url: str, xdata: Any) -> Reply:
+def _rebuild(rec: tuple[int, ...], raw: bytes, err: str | None, url: str, xdata: Any,
+             output: Any = None) -> Reply:
     reply = Reply(rec, raw, err)
     reply._base = 0
     reply.url = url
     reply.xdata = xdata
+    reply.output = output
     return reply
 
 

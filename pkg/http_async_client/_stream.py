@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator
 
 from ._base import Route
 from ._delivery import QueryHandle
+from ._bodies import BodyArg, Extras
 from ._encode import encode
 from ._exceptions import ClientClosed, WaitTimeout
 from ._ffi import ffi, lib
@@ -268,7 +269,7 @@ def start_stream(
     client: Client,
     state: NextQuery | None,
     url: str,
-    post_data: str | bytes | None,
+    post_data: BodyArg,
     fn: Route | None,
     method: str | None,
     headers: HeadersArg,
@@ -289,11 +290,12 @@ def start_stream(
     s = ffi.gc(ptr, lib.hac_stream_release)
     rid = next(client._ids)
     entry = bytes([lib.HAC_O_STREAM]) + str(int(ffi.cast("uintptr_t", ptr))).encode() + b"\0"
+    extras = Extras()
     blob = encode(rid, url_b, state, post_data, method, headers,
-                  None if no_deadline else timeout, opts, entry,
+                  None if no_deadline else timeout, opts, extras, entry,
                   lib.HAC_NO_DEADLINE if no_deadline else 0)
     client._streaming = True
-    h = client._send(rid, blob, url, url_b, fn, xdata)
+    h = client._send_extras(extras, lambda: client._send(rid, blob, url, url_b, fn, xdata))
     stream = Stream(client, h, s)
     client._streams[rid] = stream
     return stream

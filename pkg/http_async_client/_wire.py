@@ -74,6 +74,7 @@ R_STATUS = _R["status"]
 R_CURL_CODE = _R["curl_code"]
 R_FLAGS = _R["flags"]
 R_HTTP_VERSION = _R["http_version"]
+R_WRITTEN = _R["written"]
 N_TIMES: int = dict(ffi.typeof("hac_rec").fields)["times"].type.length
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "R_REASON_OFF",
     "R_STATUS",
     "R_TIMES",
+    "R_WRITTEN",
 ]
 
 # method name (as _validate.check_method returns it) -> hac.h code

@@ -20,6 +20,8 @@
   SOCKS5 server, both reaching loopback targets only
 - ``transport_servers``: HTTP on a Unix socket, slow/stalled bodies, a port
   whose connect() hangs, and the HTTP server with per-connection accounting
+- ``bodyservers``: bodies larger than memory: pattern responses generated
+  block by block (reset or paused on demand) and a sink hashing uploads
 - ``sockserve``, ``conncount``: their accept loop, HTTP/1.1 reader, tunnel
   pump and connection accounting
 """
