@@ -334,9 +334,11 @@ def test_close_with_requests_in_flight(
     fresh_http_server: HTTPTestServer, make_client: MakeClient
 ) -> None:
     """close() cancels 200 in-flight requests quickly; later queries fail."""
-    client = make_client(connection_timeout=10000)
+    # replies due long after the 200 requests can have arrived (5 s on a
+    # loaded machine), so that close() finds every one in flight
+    client = make_client(connection_timeout=20000)
     handles = [
-        client.query(f"{fresh_http_server.url}/delay/2000?i={i}") for i in range(200)
+        client.query(f"{fresh_http_server.url}/delay/8000?i={i}") for i in range(200)
     ]
     assert fresh_http_server.requests.wait_for(200, timeout=5)
     t0 = time.monotonic()
