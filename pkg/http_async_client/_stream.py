@@ -21,7 +21,7 @@ from ._base import Route
 from ._delivery import QueryHandle
 from ._bodies import BodyArg, Extras
 from ._encode import encode
-from ._exceptions import ClientClosed, WaitTimeout
+from ._exceptions import ClientClosed, InvalidOption, WaitTimeout
 from ._ffi import ffi, lib
 from ._nextquery import NextQuery
 from ._reply import Reply
@@ -281,6 +281,8 @@ def start_stream(
     """query(stream=True): the request names a stream of its own (made
     here, in C) whose body the caller reads while it arrives; ``timeout=0``
     means no deadline."""
+    if opts and opts.get("output") is not None:
+        raise InvalidOption("stream=True and output= both take the response body: use one")
     size = client._params["stream_buffer"] if limit is None else check_size("stream_buffer", limit)
     no_deadline = timeout is not None and not isinstance(timeout, bool) and timeout == 0
     url_b = (type(url) is str and _url_cache.get(url)) or check_url(url)

@@ -281,6 +281,8 @@ def test_bad_stream_values(client: hac.Client) -> None:
         client.query("http://127.0.0.1:9/", stream_buffer=4096)
     with pytest.raises(hac.InvalidOption, match="stream_buffer"):
         hac.Client(stream_buffer=-1)
+    with pytest.raises(hac.InvalidOption, match="output"):
+        client.query("http://127.0.0.1:9/", stream=True, output="/tmp/x")
     assert client.stats()["requests"] == 0
 
 
