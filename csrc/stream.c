@@ -280,25 +280,20 @@ size_t hac_stream_head(hac_stream *s, char *buf, size_t cap, int32_t *status,
 
 size_t hac_stream_news(hac_client *c, uint64_t *ids, size_t max)
 {
-  struct hac_stream *took = NULL;
   size_t n = 0;
   pthread_mutex_lock(&c->done_lock);
   while(c->news && n < max) {
     struct hac_stream *s = c->news;
     c->news = s->news_next;
     s->queued = false;
-    s->news_next = took;
-    took = s;
     ids[n++] = s->id;
+    /* the news list's reference, dropped under the lock: once unlocked, a
+       worker may queue s again and reuse news_next */
+    stream_unref(s);
   }
   atomic_fetch_sub_explicit(&c->n_news, n, memory_order_relaxed);
   if(!c->news && !c->done.head)
     hac_done_clear(c);
   pthread_mutex_unlock(&c->done_lock);
-  while(took) {
-    struct hac_stream *next = took->news_next;
-    stream_unref(took); /* the news list's reference */
-    took = next;
-  }
   return n;
 }
