@@ -32,10 +32,8 @@ from ._wire import R_REASON_LEN, R_REASON_OFF, R_STATUS
 if TYPE_CHECKING:
     from ._client import Client
 
-_S_HEAD = lib.HAC_S_HEAD
 _S_DONE = lib.HAC_S_DONE
 _N_FIELDS = len(REC.unpack(bytes(REC.size)))
-_HEAD_MAX = 1 << 20
 
 
 def _head_reply(rid: int, head: bytes, status: int, version: int) -> Reply:
@@ -61,7 +59,8 @@ class Stream:
     headers are in, then the body chunk by chunk, then the final reply
     (``result()``: status, headers, ``err``; its body is empty)."""
 
-    __slots__ = ("_h", "_client", "_s", "_news", "_waiter", "_head", "__weakref__")
+    __slots__ = ("_h", "_client", "_s", "_news", "_waiter", "_head", "_size", "_state",
+                 "__weakref__")
 
     def __init__(self, client: Client, h: QueryHandle, s: Any) -> None:
         self._h = h
@@ -70,6 +69,9 @@ class Stream:
         self._news = 0
         self._waiter: asyncio.Future[None] | None = None
         self._head: Reply | None = None
+        # hac_stream_take()'s out-parameters, made once per stream, not per take
+        self._size = ffi.new("size_t *")
+        self._state = ffi.new("uint32_t *")
 
     # the QueryHandle surface
     @property
@@ -98,8 +100,7 @@ class Stream:
     # ------------------------------------------------------------ reading
 
     def _take(self) -> tuple[bytes | None, int]:
-        size = ffi.new("size_t *")
-        state = ffi.new("uint32_t *")
+        size, state = self._size, self._state
         p = lib.hac_stream_take(self._s, size, state)
         if p == ffi.NULL:
             return None, state[0]
