@@ -8,6 +8,9 @@
 # ./run.sh test-curl7 [ARGS]  the suite against Debian 12's own libcurl 7.88,
 #                       unpacked into .deps/curl-7.88 (tools/libcurl.sh private)
 #                       and built in a clean copy into .venv-curl7
+# ./run.sh wheel       the sdist and a manylinux wheel bundling libcurl 8 and
+#                       libev into dist/ (tools/wheel.sh; tools/wheel_smoke.sh
+#                       proves it in a Debian root with no compiler or libcurl)
 # PYTHON=python3.13 ./run.sh test   picks the interpreter (venv .venv-<version>)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,6 +33,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# the wheel is built in an isolated environment of its own: no test venv
+[ "${1:-}" != wheel ] || exec bash tools/wheel.sh
 
 # clean_install VENV [VAR=value...]: this tree's tracked files copied to a
 # temporary directory and installed into VENV with the given build settings

@@ -10,6 +10,8 @@
 #                                   suites) unpacked into DIR, for a build kept
 #                                   apart from the system's: HAC_CURL_PREFIX=DIR
 #   tools/libcurl.sh version        the installed libcurl4-openssl-dev's version
+#   tools/libcurl.sh mirror         the first URI of the machine's Debian bookworm
+#                                   source (tools/wheel_smoke.sh's debootstrap)
 #
 # HAC_NO_BACKPORTS=1 keeps whatever libcurl the system has.
 #
@@ -104,5 +106,6 @@ case "${1:-}" in
   ensure8) ensure8 ;;
   private) private "${2:?usage: tools/libcurl.sh private DIR}" ;;
   version) sys_version ;;
-  *) echo "usage: tools/libcurl.sh ensure8 | private DIR | version" >&2; exit 2 ;;
+  mirror) uris=$(debian_uris) && echo "${uris%% *}" ;;
+  *) echo "usage: tools/libcurl.sh ensure8 | private DIR | version | mirror" >&2; exit 2 ;;
 esac
