@@ -242,7 +242,7 @@ int hac_on_prereq(void *userp, char *ip, char *local_ip, int port,
 
 /* --------------------------------------------------------------- result */
 
-static void lost_after_send(struct hac_worker *w, struct hac_req *r,
+static void lost_after_send(struct hac_req *r,
                             CURLcode rc)
 {
   char why[CURL_ERROR_SIZE + 64];
@@ -261,7 +261,6 @@ static void lost_after_send(struct hac_worker *w, struct hac_req *r,
            hac_method_names[r->method <= HAC_M_OPTIONS ? r->method : 1],
            why);
   r->res.err = r->errtext;
-  atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
 }
 
 /* Which phase a transfer that timed out was in, from the times libcurl
@@ -317,7 +316,6 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     snprintf(r->errtext, sizeof(r->errtext),
              "BAD_RESPONSE: %s (curl error %d)", r->bad, (int)rc);
     r->res.err = r->errtext;
-    atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
   }
   else if(rc == CURLE_OK) {
     r->res.flags = HAC_R_OK;
@@ -326,7 +324,6 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
       curl_easy_getinfo(e, tinfo[i], &t);
       r->res.times[i] = (int64_t)t;
     }
-    atomic_fetch_add_explicit(&w->n_replies, 1, memory_order_relaxed);
   }
   else {
     const char *what = curl_easy_strerror(rc);
@@ -335,12 +332,11 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
       snprintf(r->errtext, sizeof(r->errtext),
                "TIMEOUT: %s; phase: %s (curl error %d)",
                r->errbuf[0] ? r->errbuf : what, timeout_phase(r), (int)rc);
-      atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
     }
     else if(r->abort == HAC_ABORT_LOST ||
             (!hac_req_idempotent(r) && r->sent && !r->responded &&
              hac_conn_broke(rc)))
-      lost_after_send(w, r, rc);
+      lost_after_send(r, rc);
     else if(r->abort == HAC_ABORT_STALE || r->abort == HAC_ABORT_H2C) {
       snprintf(r->errtext, sizeof(r->errtext), r->abort == HAC_ABORT_STALE ?
                "CONNECTION_LOST: connections to the server kept closing "
@@ -348,20 +344,17 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
                "HTTP/2 prior knowledge: no prior-knowledge connection could "
                "be used (%d starts) (curl error %d)",
                (int)r->restarts + 1, (int)rc);
-      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else if((why = hac_files_error(r))) {
       /* files.c's own text names the file and the errno */
       snprintf(r->errtext, sizeof(r->errtext), "%s (curl error %d)", why,
                (int)rc);
-      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else if(r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
       snprintf(r->errtext, sizeof(r->errtext),
                "BODY_TOO_LARGE: response body exceeds max_body_size of "
                "%lld bytes (curl error %d)",
                (long long)w->c->cfg.max_body_size, (int)rc);
-      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     else {
       if(r->errbuf[0])
@@ -370,10 +363,20 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
       else
         snprintf(r->errtext, sizeof(r->errtext), "%s (curl error %d)",
                  what, (int)rc);
-      atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
     }
     r->res.err = r->errtext;
   }
+}
+
+/* Count a finished request's result once, by its flags. */
+void hac_result_count(struct hac_worker *w, const struct hac_req *r)
+{
+  if(r->res.flags & HAC_R_OK)
+    atomic_fetch_add_explicit(&w->n_replies, 1, memory_order_relaxed);
+  else if(r->res.flags & HAC_R_TIMEOUT)
+    atomic_fetch_add_explicit(&w->n_timeouts, 1, memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&w->n_errors, 1, memory_order_relaxed);
 }
 
 /*

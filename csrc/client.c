@@ -41,6 +41,8 @@ static const size_t str_fields[] = {
   offsetof(hac_config, connect_to),
   offsetof(hac_config, unix_socket),
   offsetof(hac_config, user_agent),
+  offsetof(hac_config, retry_statuses),
+  offsetof(hac_config, rate_limit),
 };
 #define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))
 
@@ -123,9 +125,14 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
   pthread_mutex_init(&c->close_lock, NULL);
   pthread_mutex_init(&c->done_lock, NULL);
   pthread_mutex_init(&c->log_lock, NULL);
+  pthread_mutex_init(&c->dest_lock, NULL);
   /* at once: until then c->cfg points at the caller's strings */
   if(dup_strings(&c->cfg, cfg)) {
     snprintf(errbuf, errlen, "out of memory");
+    goto fail;
+  }
+  if(hac_limit_init(c)) {
+    snprintf(errbuf, errlen, "rate_limit: out of memory or malformed");
     goto fail;
   }
   c->bufs = hac_bufcache_new();
@@ -246,6 +253,13 @@ void hac_stats_get(hac_client *c, hac_stats *out)
     out->inflight += atomic_load_explicit(&w->n_inflight,
                                           memory_order_relaxed);
     out->queued += atomic_load_explicit(&w->n_queued, memory_order_relaxed);
+    out->retries += atomic_load_explicit(&w->n_retries, memory_order_relaxed);
+    out->hedges += atomic_load_explicit(&w->n_hedges, memory_order_relaxed);
+    out->hedge_wins += atomic_load_explicit(&w->n_hedge_wins,
+                                            memory_order_relaxed);
+    out->shed += atomic_load_explicit(&w->n_shed, memory_order_relaxed);
+    out->rate_delayed += atomic_load_explicit(&w->n_rate_delayed,
+                                              memory_order_relaxed);
   }
   out->streams = atomic_load_explicit(&c->n_streams, memory_order_relaxed);
   out->streams_paused = atomic_load_explicit(&c->n_paused,
@@ -299,9 +313,12 @@ void hac_destroy(hac_client *c)
   if(c->bufs)
     hac_bufcache_unref(c->bufs);
   hac_buf_free(&c->log);
+  hac_dest_fini(c);
+  hac_limit_fini(c);
   free_cfg_strings(&c->cfg);
   pthread_mutex_destroy(&c->close_lock);
   pthread_mutex_destroy(&c->done_lock);
   pthread_mutex_destroy(&c->log_lock);
+  pthread_mutex_destroy(&c->dest_lock);
   hac_mfree(c);
 }

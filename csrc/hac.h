@@ -67,6 +67,13 @@
 #define HAC_O_CONNECT_TO 79
 #define HAC_O_UNIX_SOCKET 85
 #define HAC_O_STREAM 83
+/* resilience (retry.c, hedge.c) */
+#define HAC_O_RETRIES 116
+#define HAC_O_RETRY_STATUSES 115   /* "502,503" */
+#define HAC_O_RETRY_BACKOFF 120
+#define HAC_O_RETRY_UNSAFE 122
+#define HAC_O_HEDGE_AFTER 71       /* ms; < 0: -(percentile x 10), e.g. -950 */
+#define HAC_O_MAX_QUEUE_WAIT 81
 
 /* hac_stream_take() states */
 #define HAC_S_HEAD 1
@@ -154,6 +161,13 @@ typedef struct hac_config {
   long max_connection_age;     /* s, 0: no bound */
   const char *unix_socket;     /* NULL: TCP */
   const char *user_agent;      /* NULL or "": no User-Agent */
+  long retries;                /* >= 0 */
+  const char *retry_statuses;  /* "502,503,504"; NULL: none */
+  long retry_backoff;          /* ms, base of the exponential backoff */
+  long hedge_after;            /* ms, 0 off; < 0: -(percentile x 10) */
+  double hedge_budget;         /* hedges <= this share of requests */
+  long max_queue_wait;         /* ms, 0: the deadline alone */
+  const char *rate_limit;      /* "origin rps" lines; NULL: none */
 } hac_config;
 
 /*
@@ -188,6 +202,8 @@ typedef struct hac_result {
   uint32_t flags;              /* HAC_R_* */
   int32_t http_version;        /* CURL_HTTP_VERSION_* of the response */
   uint64_t written;            /* body bytes written to HAC_O_OUTPUT* */
+  uint32_t attempts;           /* transfers started for it (>= 1 once sent) */
+  uint32_t hedged;             /* 1: the reply is the hedge's */
 } hac_result;
 
 /* One drained result, flat (fixed-size fields only) so that Python reads
@@ -207,6 +223,8 @@ typedef struct hac_rec {
   uint32_t flags;              /* HAC_R_* */
   int32_t http_version;
   uint64_t written;            /* body bytes written to a file, not in raw */
+  uint32_t attempts;
+  uint32_t hedged;
 } hac_rec;
 
 typedef struct hac_formpart {
@@ -236,6 +254,11 @@ typedef struct hac_stats {
                                   in requests or started */
   uint64_t streams;            /* streamed responses in flight */
   uint64_t streams_paused;     /* of them, paused: their reader is behind */
+  uint64_t retries;            /* attempts started again by retries= */
+  uint64_t hedges;             /* hedge copies sent */
+  uint64_t hedge_wins;         /* replies that were the hedge's */
+  uint64_t shed;               /* failed at once by max_queue_wait */
+  uint64_t rate_delayed;       /* held back by a rate_limit */
 } hac_stats;
 
 const char *hac_version(void);
@@ -321,6 +344,40 @@ char *hac_stream_take(hac_stream *s, size_t *len, uint32_t *state);
 size_t hac_stream_head(hac_stream *s, char *buf, size_t cap, int32_t *status,
                        int32_t *http_version);
 size_t hac_stream_news(hac_client *c, uint64_t *ids, size_t max);
+
+/*
+ * Destination sets (dest.c): dest://NAME/path picks one of NAME's base
+ * URLs per attempt.  hac_dest_define(): urls '\n'-separated, weights[n]
+ * (NULL: all 1), HAC_ALG_*; redefining a name replaces it (requests in
+ * flight keep the old one).  0, or -1 out of memory / bad arguments.
+ * hac_dest_state(): one entry per destination, in order; -1: no such set.
+ */
+#define HAC_ALG_ROUND_ROBIN 0
+#define HAC_ALG_WEIGHTED 1
+#define HAC_ALG_FAILOVER 2
+#define HAC_ALG_HASH 3
+
+#define HAC_DS_UP 0
+#define HAC_DS_DOWN 1
+#define HAC_DS_PROBING 2
+
+typedef struct hac_dest_info {
+  int32_t state;               /* HAC_DS_* */
+  uint32_t consecutive_failures;
+  uint64_t inflight;
+  uint64_t requests;           /* attempts sent to it */
+  uint64_t successes;
+  uint64_t failures;
+  int64_t latency_us;          /* mean total time of its completed attempts */
+  int64_t down_left_ms;        /* until it may be probed; 0 when up */
+} hac_dest_info;
+
+int hac_dest_define(hac_client *c, const char *name, const char *urls,
+                    const long *weights, size_t n, int algorithm,
+                    long max_failures, long down_for_ms,
+                    const char *probe_path);
+long hac_dest_state(hac_client *c, const char *name, hac_dest_info *out,
+                    size_t max);
 
 /* CDEF END */
 

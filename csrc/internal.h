@@ -8,8 +8,11 @@
  *   worker.c    a worker thread: libev loop, submissions (ev_async), the
  *               timer glue, drive() of the multi handle
  *   sock.c      libcurl's sockets as libev watchers, one per connection
- *   xfer.c      one transfer: admission, start, watchdog, restart,
- *               done/fail (onto the worker's finished list)
+ *   end.c       how a transfer ends: done/fail (onto the worker's
+ *               finished list), started over, retried, a hedge race
+ *   xfer.c      one transfer's mechanics: admission, gates (destination,
+ *               rate limit), start, watchdog and parks, detach; it ends
+ *               requests through end.c (the two call each other)
  *   easy.c      easy-handle pool, options per request shape
  *   tls.c       verification, client certificate, trust store, pins
  *   transport.c proxy, DNS overrides, Unix socket, phase bounds
@@ -22,6 +25,10 @@
  *   stream.c    streamed bodies: the buffer Python takes from, pauses
  *   reqhash.c   a worker's id -> request table
  *   queue.c     completion queue and its eventfd, curl_verbose text
+ *   retry.c     a request's retry policy: when, how long to back off
+ *   hedge.c     a hedge: the copy of a slow request racing it
+ *   dest.c      destination sets (dest://), their health
+ *   limit.c     per-origin rate limits
  *   req.c       wire form -> request, its options
  *   files.c     bodies that never pass through Python: output.c (to a
  *               file), upload.c (from a file or a pipe), form.c (MIME);
@@ -169,10 +176,37 @@ struct hac_req {
   bool waiting;                /* in the worker's admission queue */
   struct hac_req *wnext;       /* admission or origin queue (list.h) */
   struct hac_req *wprev;
+  bool in_table;               /* in the request table (cancel finds it) */
+  /* resilience: retry.c, hedge.c, dest.c, limit.c */
+  uint8_t park;                /* HAC_PARK_*: on its guard timer for that */
+  bool rl_done;                /* this attempt has its rate_limit slot */
+  bool retry_unsafe;
+  bool is_hedge;               /* the hedge copy of a request */
+  bool hedge_sent;             /* its one hedge was sent */
+  bool is_dest;                /* dest://: a destination picked per attempt */
+  uint16_t retries;            /* retries allowed */
+  uint16_t retried;            /* retries started */
+  long retry_backoff;          /* ms */
+  long hedge_after;            /* ms; < 0: -(percentile x 10); 0: none */
+  long max_queue_wait;         /* ms; 0: none */
+  const char *retry_statuses;  /* "502,503" or NULL */
+  struct hac_req *twin;        /* the other copy while a hedge races */
+  ev_timer hedge_timer;
+  struct hac_dset *dset;       /* the set of its current destination */
+  int didx;                    /* that destination, -1: none */
+  int dlast;                   /* the previous attempt's, -1: none */
+  char *dest_url;              /* the URL of this attempt (hac_malloc) */
+  size_t data_len;             /* bytes of data[] (hedge.c copies it) */
   char errbuf[CURL_ERROR_SIZE];
   char errtext[CURL_ERROR_SIZE + 128];
   char data[];                 /* url NUL body hdr opt */
 };
+
+/* hac_req.park: what its guard timer waits for (xfer.c) */
+#define HAC_PARK_NONE 0
+#define HAC_PARK_RETRY 1       /* the backoff before its next attempt */
+#define HAC_PARK_RATE 2        /* its rate_limit slot */
+#define HAC_PARK_LATE 3        /* its deadline: no rate_limit slot before */
 
 #include "list.h"
 
@@ -315,6 +349,12 @@ struct hac_worker {
   atomic_uint_least64_t n_cancelled;
   atomic_uint_least64_t n_inflight;
   atomic_uint_least64_t n_queued;
+  atomic_uint_least64_t n_retries;
+  atomic_uint_least64_t n_hedges;
+  atomic_uint_least64_t n_hedge_wins;
+  atomic_uint_least64_t n_shed;
+  atomic_uint_least64_t n_rate_delayed;
+  uint64_t rand;               /* xorshift state for backoff jitter */
 };
 
 struct hac_client {
@@ -337,6 +377,13 @@ struct hac_client {
   atomic_int waiters;          /* threads in hac_wait()'s poll() */
 
   struct hac_bufcache *bufs;
+
+  /* dest.c, limit.c: shared by the workers under dest_lock */
+  pthread_mutex_t dest_lock;
+  struct hac_dset *dsets;
+  struct hac_rlimit *limits;
+  size_t nlimits;
+  atomic_uint_least64_t hedges_total; /* hedge.c's budget */
 
   /* curl_verbose text */
   pthread_mutex_t log_lock;

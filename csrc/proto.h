@@ -105,6 +105,35 @@ static inline bool hac_conn_broke(CURLcode rc)
   }
 }
 
+void hac_result_count(struct hac_worker *w, const struct hac_req *r);
+
+/* ---- retry.c, hedge.c, dest.c, limit.c ---- */
+#define HAC_RETRY_NO 0
+#define HAC_RETRY_YES 1
+#define HAC_RETRY_LATE 2       /* it may, but the deadline leaves no time */
+void hac_policy_load(struct hac_worker *w, struct hac_req *r);
+int hac_retry_check(struct hac_worker *w, struct hac_req *r, CURLcode rc,
+                    long status, double left_s, double now_s,
+                    long *delay_ms);
+long hac_hedge_delay(struct hac_worker *w, const struct hac_req *r);
+bool hac_hedge_budget(struct hac_worker *w);
+struct hac_req *hac_hedge_copy(struct hac_req *r);
+#define HAC_DO_NONE 0          /* hac_dest_end() outcomes */
+#define HAC_DO_OK 1
+#define HAC_DO_FAIL 2
+int hac_dest_pick(struct hac_worker *w, struct hac_req *r, char *why,
+                  size_t cap);
+void hac_dest_end(struct hac_worker *w, struct hac_req *r, int outcome,
+                  int64_t us);
+void hac_dest_fini(struct hac_client *c);
+#define HAC_LIMIT_SHED -1.0    /* hac_limit_take() */
+#define HAC_LIMIT_LATE -2.0
+size_t hac_limit_origin(const char *url, char *out, size_t cap);
+int hac_limit_init(struct hac_client *c);
+void hac_limit_fini(struct hac_client *c);
+double hac_limit_take(struct hac_worker *w, struct hac_req *r, double left_s,
+                      double mqw_s, double *rps);
+
 /* ---- files.c, output.c (HAC_F_FILES requests only) ---- */
 CURLcode hac_files_setup(struct hac_worker *w, struct hac_req *r);
 CURLcode hac_files_commit(struct hac_req *r);
@@ -145,12 +174,21 @@ CURLcode hac_easy_attach(struct hac_worker *w, struct hac_req *r);
 void hac_easy_put(struct hac_worker *w, struct hac_req *r, bool keep);
 void hac_pool_fini(struct hac_worker *w);
 
-/* ---- xfer.c ---- */
+/* ---- xfer.c: the mechanics of a transfer ---- */
 void hac_xfer_admit(struct hac_worker *w, struct hac_req *r);
 void hac_xfer_promote(struct hac_worker *w);
+void hac_xfer_enter(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_start(struct hac_worker *w, struct hac_req *r, bool promoted);
+void hac_xfer_park(struct hac_worker *w, struct hac_req *r, double s,
+                   uint8_t kind);
+void hac_xfer_detach(struct hac_worker *w, struct hac_req *r);
+void hac_xfer_reset(struct hac_worker *w, struct hac_req *r);
+
+/* ---- end.c: how it ends ---- */
 void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc);
 void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
                    const char *msg);
+void hac_xfer_hedge_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* ---- sock.c ---- */
 int hac_sock_on_socket(CURL *e, curl_socket_t s, int what, void *userp,

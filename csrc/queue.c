@@ -216,6 +216,8 @@ size_t hac_drain_into(hac_client *c, hac_rec *recs, hac_result **held,
     o->flags = res->flags;
     o->http_version = res->http_version;
     o->written = res->written;
+    o->attempts = res->attempts;
+    o->hedged = res->hedged;
     o->err_off = -1;
     o->err_len = 0;
     if(res->err) {

@@ -51,6 +51,7 @@ struct hac_req *hac_req_parse(const char *blob, size_t len, size_t *used)
   r->hdr_len = h.hdr_len;
   r->opt = r->hdr + h.hdr_len;
   r->opt_len = h.opt_len;
+  r->data_len = extra + 2;
   return r;
 }
 
@@ -65,6 +66,7 @@ void hac_req_free(struct hac_req *r)
   curl_slist_free_all(r->lists[0]);
   curl_slist_free_all(r->lists[1]);
   hac_buf_free(&r->buf);
+  hac_mfree(r->dest_url);
   hac_mfree(r);
 }
 

@@ -1,25 +1,47 @@
 /*
- * xfer.c - one request's transfer on its worker: admission (the wait for
- * a connection slot), start, the watchdog, starting again, and the end,
- * done or failed, onto the worker's finished list.
+ * xfer.c - the mechanics of one request's transfers on its worker:
+ * admission (the wait for a connection slot), the gates of each attempt
+ * (its destination, its rate_limit slot), start, the watchdog, detach.
+ * One guard timer per request serves as its watchdog, its wait in a queue
+ * and its park (hac_req.park: a retry's backoff, a rate_limit slot).
+ * How a transfer ends is end.c's.
  */
 #include "internal.h"
 
 #include <stdio.h>
 
-/* at most this many starts over per request, each within its deadline */
-#define HAC_MAX_RESTARTS 3
-
 /* ------------------------------------------------------------- watchdog */
 
-/* libcurl did not end the transfer by its deadline (it can lose one after
-   a failed allocation): end it here so that every request gets a reply */
+/* the guard timer: a park over, a queue wait past max_queue_wait, or the
+   deadline (libcurl can lose a transfer after a failed allocation: end it
+   here so that every request gets a reply) */
 static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
   struct hac_req *r = t->data;
-  (void)loop;
+  struct hac_worker *w = r->w;
+  char msg[200];
   (void)revents;
-  hac_xfer_fail(r->w, r, HAC_R_TIMEOUT, r->mux_waiting ?
+  if(r->park == HAC_PARK_RETRY || r->park == HAC_PARK_RATE) {
+    r->park = HAC_PARK_NONE;
+    ev_timer_stop(loop, &r->guard);
+    hac_xfer_enter(w, r); /* its rate_limit slot, if any, is now */
+    return;
+  }
+  if(r->park == HAC_PARK_LATE) {
+    hac_xfer_fail(w, r, HAC_R_TIMEOUT, "TIMEOUT: the deadline passed while "
+                  "waiting for its origin's rate_limit slot");
+    return;
+  }
+  if(r->waiting && r->max_queue_wait > 0 &&
+     ev_now(loop) < r->deadline - 0.001) {
+    snprintf(msg, sizeof(msg), "QUEUE_WAIT: no connection slot within "
+             "max_queue_wait (%ld ms; max_connections %ld per worker): "
+             "shed", r->max_queue_wait, w->c->cfg.max_connections);
+    atomic_fetch_add_explicit(&w->n_shed, 1, memory_order_relaxed);
+    hac_xfer_fail(w, r, 0, msg);
+    return;
+  }
+  hac_xfer_fail(w, r, HAC_R_TIMEOUT, r->mux_waiting ?
                 "TIMEOUT: the deadline passed while waiting for an HTTP/2 "
                 "connection being opened" : r->waiting ?
                 "TIMEOUT: the deadline passed while waiting for a "
@@ -28,10 +50,14 @@ static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
                 "(watchdog)");
 }
 
-/* r waits or runs: cancel finds it, the watchdog ends it after s seconds */
+/* r waits or runs: cancel finds it (a hedge only once it races alone),
+   its guard fires after s seconds */
 static void guard(struct hac_worker *w, struct hac_req *r, double s)
 {
-  hac_table_add(w, r);
+  if(!r->in_table && !(r->is_hedge && r->twin)) {
+    hac_table_add(w, r);
+    r->in_table = true;
+  }
   ev_timer_init(&r->guard, guard_cb, s, 0.);
   r->guard.data = r;
   ev_timer_start(w->loop, &r->guard);
@@ -40,7 +66,18 @@ static void guard(struct hac_worker *w, struct hac_req *r, double s)
 static void unguard(struct hac_worker *w, struct hac_req *r)
 {
   ev_timer_stop(w->loop, &r->guard);
-  hac_table_del(w, r);
+  if(r->in_table) {
+    hac_table_del(w, r);
+    r->in_table = false;
+  }
+}
+
+/* wait s seconds on the guard timer for kind (HAC_PARK_*) */
+void hac_xfer_park(struct hac_worker *w, struct hac_req *r, double s,
+                   uint8_t kind)
+{
+  r->park = kind;
+  guard(w, r, s);
 }
 
 /* ---------------------------------------------------------------- start */
@@ -54,11 +91,48 @@ static void fail_code(struct hac_worker *w, struct hac_req *r,
   hac_xfer_fail(w, r, 0, msg);
 }
 
-static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
+/* the destination and the rate_limit slot of this attempt: true to go on,
+   false when r was parked or failed */
+static bool gates(struct hac_worker *w, struct hac_req *r, double left)
+{
+  char why[200];
+  double rps, wait;
+  if(r->is_dest && r->didx < 0 && hac_dest_pick(w, r, why, sizeof(why))) {
+    hac_xfer_fail(w, r, 0, why);
+    return false;
+  }
+  if(!w->c->nlimits || r->rl_done)
+    return true;
+  wait = hac_limit_take(w, r, left, (double)r->max_queue_wait / 1000.0,
+                        &rps);
+  if(wait == HAC_LIMIT_SHED) {
+    snprintf(why, sizeof(why), "RATE_LIMITED: its origin's rate_limit "
+             "(%g/s) has no slot within max_queue_wait (%ld ms): shed",
+             rps, r->max_queue_wait);
+    atomic_fetch_add_explicit(&w->n_shed, 1, memory_order_relaxed);
+    hac_xfer_fail(w, r, 0, why);
+    return false;
+  }
+  atomic_fetch_add_explicit(&w->n_rate_delayed, wait != 0.0,
+                            memory_order_relaxed);
+  if(wait == HAC_LIMIT_LATE) {
+    hac_xfer_park(w, r, left, HAC_PARK_LATE);
+    return false;
+  }
+  r->rl_done = true;
+  if(wait > 0) {
+    hac_xfer_park(w, r, wait, HAC_PARK_RATE);
+    return false;
+  }
+  return true;
+}
+
+void hac_xfer_start(struct hac_worker *w, struct hac_req *r, bool promoted)
 {
   CURLcode rc;
   CURLMcode mrc;
   double left = r->deadline - ev_now(w->loop);
+  long hedge_ms;
   r->w = w;
   if(left <= 0.0) {
     hac_xfer_fail(w, r, HAC_R_TIMEOUT, r->restarts ?
@@ -68,6 +142,8 @@ static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
                   "connection slot (max_connections)");
     return;
   }
+  if(!promoted && !gates(w, r, left))
+    return;
   switch(hac_mux_gate(w, r, promoted)) {
   case HAC_GATE_GO:
     break;
@@ -101,9 +177,17 @@ static void start(struct hac_worker *w, struct hac_req *r, bool promoted)
   r->in_multi = true;
   w->active++;
   guard(w, r, (double)(r->run_ms + HAC_GRACE_MS) / 1000.0);
+  r->res.attempts++;
   if(!r->started) {
     r->started = true;
     atomic_fetch_add_explicit(&w->n_started, 1, memory_order_relaxed);
+  }
+  if(r->hedge_after && (hedge_ms = hac_hedge_delay(w, r)) >= 0 &&
+     (double)hedge_ms / 1000.0 < left) {
+    ev_timer_init(&r->hedge_timer, hac_xfer_hedge_cb,
+                  (double)hedge_ms / 1000.0, 0.);
+    r->hedge_timer.data = r;
+    ev_timer_start(w->loop, &r->hedge_timer);
   }
 }
 
@@ -122,21 +206,30 @@ static void wait_unlink(struct hac_worker *w, struct hac_req *r)
  * badly (each pending one rescans the connection cache), so the excess
  * waits here, its deadline running, and is started as slots free up.
  */
+void hac_xfer_enter(struct hac_worker *w, struct hac_req *r)
+{
+  double left = r->deadline - ev_now(w->loop);
+  if(w->active < (size_t)w->c->cfg.max_connections && !w->wait.head) {
+    hac_xfer_start(w, r, false);
+    return;
+  }
+  r->waiting = true;
+  hac_queue_add(&w->wait, r);
+  if(r->max_queue_wait > 0 && (double)r->max_queue_wait / 1000.0 < left)
+    left = (double)r->max_queue_wait / 1000.0;
+  guard(w, r, left > 0 ? left : 0.);
+}
+
 void hac_xfer_admit(struct hac_worker *w, struct hac_req *r)
 {
   long ms = r->timeout_ms > 0 ? (long)r->timeout_ms :
     r->timeout_ms == HAC_NO_DEADLINE ? HAC_FOREVER_MS :
     w->c->cfg.connection_timeout;
   r->w = w;
+  hac_policy_load(w, r);
   hac_stream_attach(r);
   r->deadline = ev_now(w->loop) + (double)ms / 1000.0;
-  if(w->active < (size_t)w->c->cfg.max_connections && !w->wait.head) {
-    start(w, r, false);
-    return;
-  }
-  r->waiting = true;
-  hac_queue_add(&w->wait, r);
-  guard(w, r, (double)ms / 1000.0);
+  hac_xfer_enter(w, r);
 }
 
 /* Start queued requests while slots are free, then the requests waiting
@@ -148,28 +241,32 @@ void hac_xfer_promote(struct hac_worker *w)
   while(w->wait.head && w->active < (size_t)w->c->cfg.max_connections) {
     r = w->wait.head;
     wait_unlink(w, r);
-    start(w, r, false);
+    hac_xfer_start(w, r, false);
   }
   while((r = hac_mux_next(w, &cur))) {
     unguard(w, r);
-    start(w, r, true);
+    hac_xfer_start(w, r, true);
   }
 }
 
 /* ----------------------------------------------------------------- done */
 
 /* Detach from libcurl or a wait, if in one, and recycle the easy handle. */
-static void detach(struct hac_worker *w, struct hac_req *r)
+void hac_xfer_detach(struct hac_worker *w, struct hac_req *r)
 {
-  if(r->waiting)
-    wait_unlink(w, r);
-  if(hac_mux_detach(w, r))
-    unguard(w, r); /* it waited for an HTTP/2 connection */
+  if(ev_is_active(&r->hedge_timer))
+    ev_timer_stop(w->loop, &r->hedge_timer);
+  r->park = HAC_PARK_NONE;
+  if(r->waiting) {
+    hac_queue_del(&w->wait, r);
+    r->waiting = false;
+  }
+  (void)hac_mux_detach(w, r); /* out of its origin's queue, if waiting */
+  unguard(w, r); /* whatever it waited on, its timer and table entry */
   if(!r->easy)
     return;
   if(r->in_multi) {
     w->active--;
-    unguard(w, r);
     curl_multi_remove_handle(w->multi, r->easy);
     r->in_multi = false;
   }
@@ -177,24 +274,10 @@ static void detach(struct hac_worker *w, struct hac_req *r)
   hac_easy_put(w, r, (r->res.flags & HAC_R_OK) && !r->curl_resent);
 }
 
-/* Onto the finished list, handed to the completion queue once per loop
-   iteration (worker.c). */
-static void finish(struct hac_worker *w, struct hac_req *r)
+/* Clear what one transfer left, for the next attempt. */
+void hac_xfer_reset(struct hac_worker *w, struct hac_req *r)
 {
-  if(r->stream) {
-    hac_stream_end(r);
-    hac_stream_detach(r);
-  }
-  if(r->flags & HAC_F_FILES)
-    hac_files_end(r); /* fds closed, a temporary file gone */
-  hac_list_add(&w->fin, r);
-  atomic_fetch_sub_explicit(&w->n_inflight, 1, memory_order_relaxed);
-}
-
-/* Run a request again from the start on a fresh easy handle state. */
-static void restart(struct hac_worker *w, struct hac_req *r)
-{
-  detach(w, r);
+  hac_xfer_detach(w, r);
   r->buf.len = 0;
   r->in_body = false;
   r->too_big = false;
@@ -207,60 +290,4 @@ static void restart(struct hac_worker *w, struct hac_req *r)
   r->sent = r->responded = r->reused = false;
   r->abort = 0;
   r->nconnects = 0;
-  r->restarts++;
-  atomic_fetch_add_explicit(&w->n_resent, 1, memory_order_relaxed);
-  start(w, r, false);
-}
-
-/*
- * A failed transfer the worker may start again: stopped before anything
- * was sent (h2c, a suspect connection), or an idempotent request whose
- * cached connection turned out dead (libcurl re-sends such a request on
- * HTTP/1.1, not always on HTTP/2).  true: restarted.
- */
-static bool start_over(struct hac_worker *w, struct hac_req *r, CURLcode rc)
-{
-  bool again = false;
-  if(r->abort == HAC_ABORT_STALE || r->abort == HAC_ABORT_H2C)
-    again = rc == CURLE_ABORTED_BY_CALLBACK;
-  else if(!r->abort && r->sent && !r->responded && hac_conn_broke(rc) &&
-          r->reused) {
-    hac_conn_dead(w, r);
-    again = hac_req_idempotent(r);
-  }
-  if(!again || r->restarts >= HAC_MAX_RESTARTS ||
-     !hac_files_restartable(r))
-    return false;
-  /* not onto another cached connection that may be as dead: libcurl's
-     check before reuse cannot see that a peer has forgotten one */
-  if(r->abort != HAC_ABORT_H2C)
-    r->fresh = true;
-  restart(w, r);
-  return true;
-}
-
-/* libcurl completed the transfer (worker.c reaps it). */
-void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
-{
-  if(rc != CURLE_OK && start_over(w, r, rc))
-    return;
-  if(rc == CURLE_OK && r->files)
-    rc = hac_files_commit(r); /* the output file into place */
-  hac_result_done(w, r, rc);
-  detach(w, r);
-  hac_result_fill(r);
-  finish(w, r);
-}
-
-/*
- * End a request that libcurl did not complete: refused before start,
- * cancelled, timed out outside libcurl, or dropped by close().  rflags is
- * 0, HAC_R_TIMEOUT or HAC_R_CANCELLED.
- */
-void hac_xfer_fail(struct hac_worker *w, struct hac_req *r, uint32_t rflags,
-                   const char *msg)
-{
-  detach(w, r);
-  hac_result_fail(w, r, rflags, msg);
-  finish(w, r);
 }

@@ -25,6 +25,7 @@ from ._exceptions import ClientClosed, InvalidOption, InvalidOptionType
 from ._ffi import lib
 from ._encode import QueryItem, body_of, encode, encode_items, split_options
 from ._nextquery import HttpReq, NextQuery, ThreadState
+from ._resilience import Destinations
 from ._optable import ATTRIBUTES, ClientParams, QueryOptions, check_client_params
 from ._transport import check_bool, proxy_fields, redact_url
 from ._stream import Stream, start_stream
@@ -46,7 +47,7 @@ _pack = REQHDR.pack
 _live: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
-class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
+class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
     """An asynchronous HTTP client: ``workers`` C threads, each with a libev
     loop driving a libcurl multi handle.  Every keyword is the seed's module
     parameter of the same name, with the seed's default."""
@@ -114,6 +115,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery):
         self._has_next = False
         self._streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
         self._streaming = False
+        self._dests = {}
         self.http_req = HttpReq(self)
         _live.add(self)
 

@@ -341,13 +341,15 @@ class Core(ClientBase):
         scrape, use ``http_async_client.prometheus_text``."""
         return prometheus_text([(labels or {}, self.stats())])
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """The seed's counters summed over workers: requests (submitted),
         replies, errors, timeouts; plus cancelled, started (handed to
         libcurl), dead_connections, resent, inflight, queued,
-        completed_pending, route_errors and the accounted allocator's bytes.
-        Once every request has finished, requests == replies + errors +
-        timeouts + cancelled."""
+        completed_pending, route_errors and the accounted allocator's bytes;
+        retries, hedges, hedge_wins, shed (failed by max_queue_wait),
+        rate_delayed, and ``destinations``: each destination set's
+        ``destination_state()``.  Once every request has finished,
+        requests == replies + errors + timeouts + cancelled."""
         if self._c is None:
             return {}
         s = ffi.new("hac_stats *")
@@ -370,6 +372,12 @@ class Core(ClientBase):
             "log_dropped": s.log_dropped,
             "streams": s.streams,
             "streams_paused": s.streams_paused,
+            "retries": s.retries,
+            "hedges": s.hedges,
+            "hedge_wins": s.hedge_wins,
+            "shed": s.shed,
+            "rate_delayed": s.rate_delayed,
+            "destinations": getattr(self, "_destination_stats")(),
         }
 
 

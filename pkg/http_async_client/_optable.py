@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypedDict
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
 
 from ._bodies import BodyArg, FormArg, OutputArg
 from ._ffi import ffi, lib
@@ -36,6 +36,20 @@ from ._transport import (
     check_user_agent,
     query_connect_to,
     query_resolve,
+)
+from ._resilience import (
+    check_budget,
+    check_hedge_after,
+    check_queue_wait,
+    check_rate_limit,
+    check_retries,
+    check_retry_statuses,
+    hedge_code,
+    query_hedge_after,
+    query_queue_wait,
+    query_retry_statuses,
+    rate_limit_text,
+    statuses_text,
 )
 from ._version import __version__
 from ._validate import (
@@ -241,6 +255,45 @@ ROWS: tuple[Opt, ...] = (
         cfg="user_agent", since="ours",
         doc="`User-Agent` sent unless a query's headers replace (`User-Agent: x`) or "
             "remove (`User-Agent:`) it; `\"\"`: none"),
+    Opt("retries", "retries", 0, check_retries, check_retries, cfg="retries",
+        key="HAC_O_RETRIES", since="ours",
+        doc="attempts after the first, all inside the one deadline: a request that "
+            "failed before any response byte (refused, reset, stale connection, "
+            "connect timeout; a POST/PATCH only if it was not sent or `retry_unsafe`), "
+            "and an idempotent one (or `retry_unsafe`) that failed later or got a "
+            "status in `retry_statuses`; `Reply.attempts` counts them"),
+    Opt("retry_statuses", "retry_statuses", frozenset(), check_retry_statuses,
+        query_retry_statuses, cfg="retry_statuses", key="HAC_O_RETRY_STATUSES",
+        since="ours",
+        doc="HTTP statuses that are retried, e.g. `{502, 503, 504}`; a `Retry-After` "
+            "(seconds or a date) is honoured when it fits in the deadline, else the "
+            "reply stands"),
+    Opt("retry_backoff", "retry_backoff", 50, check_nonneg, check_nonneg,
+        cfg="retry_backoff", key="HAC_O_RETRY_BACKOFF", since="ours",
+        doc="ms, base of the exponential backoff with full jitter between attempts "
+            "(uniform in 0..min(1000, base x 2^n)); an attempt that would start after "
+            "the deadline is not made: the reply is a timeout naming the last error"),
+    Opt(None, "retry_unsafe", None, None, check_flag, key="HAC_O_RETRY_UNSAFE",
+        since="ours",
+        doc="True: retry a POST/PATCH as if it were idempotent (the server may "
+            "then run it twice)"),
+    Opt("hedge_after", "hedge_after", None, check_hedge_after, query_hedge_after,
+        cfg="hedge_after", key="HAC_O_HEDGE_AFTER", since="ours",
+        doc='ms, or `"p95"` (any `"pNN"`: that percentile of the origin\'s time to '
+            "first byte, once known): an idempotent request with no response by then "
+            "gets one copy (to the next destination of its set); the first complete "
+            "reply wins, the other is cancelled; `Reply.hedged`"),
+    Opt("hedge_budget", None, 0.1, check_budget, cfg="hedge_budget", since="ours",
+        doc="hedges are at most this share of the client's requests (0..1)"),
+    Opt("max_queue_wait", "max_queue_wait", None, check_queue_wait, query_queue_wait,
+        cfg="max_queue_wait", key="HAC_O_MAX_QUEUE_WAIT", since="ours",
+        doc="ms a request may wait for a connection slot (`max_connections`) or a "
+            "`rate_limit` slot; past it it fails at once (`QUEUE_WAIT`/`RATE_LIMITED`: "
+            "load shedding) instead of spending its deadline queued"),
+    Opt("rate_limit", None, None, check_rate_limit, cfg="rate_limit", since="ours",
+        doc='`{"http://host:port": requests_per_s}`: each origin sends at most that '
+            "rate (no burst); waiting requests keep their deadline running and miss it "
+            "with `err` naming the rate limit"),
 )
 
 CLIENT_ROWS = tuple(r for r in ROWS if r.client is not None)
@@ -319,6 +372,12 @@ class QueryOptions(TypedDict, total=False):
     tcp_ka_idle: int | None
     tcp_ka_interval: int | None
     stream_buffer: int | None
+    retries: int | None
+    retry_statuses: Iterable[int] | None
+    retry_backoff: int | None
+    retry_unsafe: bool | None
+    hedge_after: int | str | None
+    max_queue_wait: int | None
 
 
 class ClientParams(TypedDict, total=False):
@@ -361,6 +420,13 @@ class ClientParams(TypedDict, total=False):
     unix_socket: PathArg
     stream_buffer: int
     user_agent: str
+    retries: int
+    retry_statuses: Iterable[int] | None
+    retry_backoff: int
+    hedge_after: int | str | None
+    hedge_budget: float
+    max_queue_wait: int | None
+    rate_limit: Mapping[str, float] | None
 
 
 # query()'s keywords that are parts of the request, not table options
@@ -398,6 +464,12 @@ def fill_config(
     for field, value in given.items():
         if field == "memory_manager":
             value = lib.HAC_MM_SHM if value == "shm" else lib.HAC_MM_SYS
+        elif field == "hedge_after":
+            value = hedge_code(value)
+        elif isinstance(value, frozenset):
+            value = statuses_text(value) or None
+        elif isinstance(value, Mapping):
+            value = rate_limit_text(value)
         pointer = fields[field].type.kind == "pointer"
         if value is None:
             value = ffi.NULL if pointer else 0

@@ -40,6 +40,8 @@ from ._wire import (
     R_STATUS,
     R_TIMES,
     R_WRITTEN,
+    R_ATTEMPTS,
+    R_HEDGED,
 )
 
 # responses at least this large stay in C until a property needs them
@@ -260,6 +262,19 @@ class Reply:
         written to the file; ``body`` is then empty)."""
         rec = self._rec
         return rec[R_RAW_LEN] - rec[R_BODY_OFF] + rec[R_WRITTEN]
+
+    @property
+    def attempts(self) -> int:
+        """Transfers started for this query: 1, more with ``retries`` (and
+        a hedge, and the worker's own re-send of a request whose cached
+        connection was dead); 0 when it never went out."""
+        return self._rec[R_ATTEMPTS]
+
+    @property
+    def hedged(self) -> bool:
+        """True when this reply is the hedge's (``hedge_after``), which
+        beat the first copy."""
+        return bool(self._rec[R_HEDGED])
 
     @property
     def encoding(self) -> str:

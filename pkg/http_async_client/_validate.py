@@ -43,6 +43,11 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _url_cache: dict[str, bytes] = {}
 
+# names of the destination sets some client of this process defined
+# (_resilience): dest://NAME/... is refused before sending when none did
+DEST_NAMES: set[str] = set()
+_DEST_URL = re.compile(r"(?i:dest)://([A-Za-z0-9_.\-]{1,64})([/?#][^\x00-\x20\x7f]*)?\Z")
+
 
 def check_url(url: object) -> bytes:
     """The URL as bytes for libcurl, or InvalidURL naming the problem."""
@@ -62,6 +67,8 @@ def check_url(url: object) -> bytes:
         raise InvalidOptionType(f"URL must be str, not {type(url).__name__}")
     if len(text) > MAX_URL:
         raise InvalidURL(f"URL longer than {MAX_URL} characters")
+    if text[:7].lower() == "dest://":
+        return _dest_url(text)
     if not _URL_RE.match(text):
         bad = _BAD_URL_CHAR.search(text)
         if bad:
@@ -81,6 +88,26 @@ def check_url(url: object) -> bytes:
             _url_cache.clear()
         _url_cache[url] = data
     return data
+
+
+def _dest_url(text: str) -> bytes:
+    """dest://NAME/path: a destination set's URL (not cached: the set may
+    be defined later)."""
+    m = _DEST_URL.match(text)
+    if m is None:
+        bad = _BAD_URL_CHAR.search(text)
+        if bad:
+            raise InvalidURL(
+                f"URL contains a space or control character {bad.group()!r} at "
+                f"{bad.start()}: {text[:200]!r}"
+            )
+        raise InvalidURL(f"dest:// URL must be dest://NAME/path: {text[:200]!r}")
+    if m.group(1) not in DEST_NAMES:
+        raise InvalidURL(
+            f"no destination set named {m.group(1)!r} (client.destinations() defines one): "
+            f"{text[:200]!r}"
+        )
+    return ("dest://" + text[7:]).encode("utf-8")
 
 
 def _host(url: str) -> str:

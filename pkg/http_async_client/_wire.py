@@ -75,11 +75,15 @@ R_CURL_CODE = _R["curl_code"]
 R_FLAGS = _R["flags"]
 R_HTTP_VERSION = _R["http_version"]
 R_WRITTEN = _R["written"]
+R_ATTEMPTS = _R["attempts"]
+R_HEDGED = _R["hedged"]
 N_TIMES: int = dict(ffi.typeof("hac_rec").fields)["times"].type.length
 
 __all__ = [
     "METHOD_CODES",
     "N_TIMES",
+    "R_ATTEMPTS",
+    "R_HEDGED",
     "REC",
     "REQHDR",
     "REQHDR_FIELDS",
