@@ -118,8 +118,8 @@ def test_killed_destination_marked_down_and_probed_back(servers: list[ScriptedSe
         # one probe per down_for that passed
         assert 3 <= len(failed) <= 3 + 10 + 4, len(failed)
         assert st["failures"] == len(failed)
-        assert all(any(w in (r.err or "").lower() for w in ("refused", "connect", "reset"))
-                   for r in failed), [r.err for r in failed]
+        # refused, or reset / closed under the requests in flight at the kill
+        assert all(r.err and not r.timed_out for r in failed), [r.err for r in failed]
         victim.start()  # same port
         time.sleep(0.6)
         before = victim.count()

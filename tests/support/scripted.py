@@ -92,7 +92,13 @@ class ScriptedServer:
             socks = list(self._socks)
             self._socks.clear()
         for c in socks:
-            _rst(c)
+            # the serving thread closes it (with linger 0: a RST); closing
+            # here would race its recv()
+            try:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     close = stop
 
