@@ -30,9 +30,9 @@ _BOUND_S = 90  # everything a run does, on a loaded CI machine
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)  # a sanitizer runtime would fail gevent's build checks
-    return env
+    # LD_PRELOAD stays: under run.sh sanitize the children load the same
+    # instrumented core, which needs the sanitizer runtime first
+    return dict(os.environ)
 
 
 def _stop(procs: list[subprocess.Popen[str]]) -> None:
