@@ -123,3 +123,47 @@ def test_distributed_headless_run_counts_both_workers(tmp_path: Path) -> None:
     # and the server saw requests from both worker processes, no other
     assert set(seen) == set(per_worker), (seen, per_worker)
     assert all(n > 0 for n in seen.values())
+
+
+def test_every_call_is_reported_like_fasthttpuser() -> None:
+    """get/post/put/patch/delete/head/options/query each fire one
+    ``request`` event; >= 400 fails unless caught; a refused connection
+    fails with the library's exception; 50 greenlets share the client."""
+    refused = free_port()  # nothing listens there
+    with HTTPTestServer() as server:
+        out = subprocess.run(
+            [sys.executable, str(HERE / "locust_calls.py"), server.url, str(refused)],
+            capture_output=True, text=True, timeout=_BOUND_S, env=_env(),
+        )
+        methods = [r["method"] for r in server.requests]
+        bodies = {r["method"]: r["body"] for r in server.requests if r["path"] == "/echo"}
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    events = got["events"]
+    # 50 requests held 200 ms each, at once: one after the other is 10 s
+    assert got["many_s"] < 5, got["many_s"]
+    head = [(e["type"], e["name"], e["exception"], e["status"]) for e in events[:14]]
+    assert head == [
+        ("GET", "plain", None, 200),
+        ("POST", "/echo", None, 200),
+        ("PUT", "/echo", None, 200),
+        ("PATCH", "/echo", None, 200),
+        ("DELETE", "/echo", None, 200),
+        ("HEAD", "/echo", None, 200),
+        ("OPTIONS", "/echo", None, 200),
+        ("PUT", "q", None, 200),
+        ("GET", server.url + "/echo", None, 200),
+        ("GET", "/status/500", "HTTPStatusError", 500),
+        ("GET", "/status/404", None, 404),
+        ("GET", "/echo", "CatchResponseError", 200),
+        ("GET", "/status/503", "HTTPStatusError", 503),
+        ("GET", "refused", "TransferError", 0),
+    ]
+    assert events[8]["context"] == {"k": "v"}
+    assert events[1]["url"] == server.url + "/echo"
+    assert all(e["time_ok"] for e in events)
+    assert events[0]["length"] > 0
+    many = events[14:]
+    assert len(many) == 50 and all(e["name"] == "many" and e["exception"] is None for e in many)
+    assert methods.count("GET") >= 50 + 6
+    assert bodies["POST"] == b"12345" and bodies["PATCH"] == b'{"a": 1}'

@@ -269,6 +269,7 @@ class CurlSession:
             headers = hdrs
         if headers is not None:
             options["headers"] = headers
+        method = method.upper()
         return self._run(method, url, data, name, catch_response, context,
                          dict(method=method, **options))
 
