@@ -25,7 +25,7 @@ if importlib.util.find_spec("locust") is None:  # pragma: no cover - [test] has 
     pytest.skip("locust is in the [test] extra", allow_module_level=True)
 
 HERE = Path(__file__).resolve().parent
-_RUN_S = 6  # the distributed run's -t
+_RUN_S = 11  # the distributed run's -t: 4 s of requests, then an idle tail
 _BOUND_S = 90  # everything a run does, on a loaded CI machine
 
 
@@ -80,6 +80,7 @@ def test_distributed_headless_run_counts_both_workers(tmp_path: Path) -> None:
     counts.mkdir()
     env = _env()
     env["HAC_LOCUST_COUNTS"] = str(counts)
+    env["HAC_LOCUST_SEND_S"] = "4"
     port = free_port()
     locustfile = str(HERE / "locustfile_dist.py")
     procs: list[subprocess.Popen[str]] = []
