@@ -247,6 +247,7 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   if(rc == CURLE_OK && r->files)
     rc = hac_files_commit(r); /* the output file into place */
   hac_result_done(w, r, rc);
+  hac_hist_record(w, r);
   detach(w, r);
   hac_result_fill(r);
   finish(w, r);
