@@ -94,9 +94,8 @@ def test_percentiles_within_2_percent_of_exact(make_client: MakeClient, delay_se
             value = got[name]  # type: ignore[literal-required]
             assert value is not None
             assert abs(value - exact) <= 0.02 * exact, (name, value, exact)
-    # the delays show: the tail is tens of ms above the median
-    assert lat["p999"] is not None and lat["p50"] is not None
-    assert lat["p999"] > 30_000 > lat["p50"]
+    # the slow tail shows (the 1 % of 40-60 ms delays)
+    assert lat["p999"] is not None and lat["p999"] >= 40_000
     # every connection was new once: at most one connect sample per connection
     assert 0 < lat["connect"]["count"] <= client.stats()["started"]
     assert lat["tls"]["count"] == 0
@@ -123,7 +122,7 @@ def test_failed_transfers_are_not_recorded(make_client: MakeClient) -> None:
     from support.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}/"
-    client = make_client(workers=1)
+    client = make_client(workers=1, connection_timeout=20_000)
     assert not client.query(url).result(WAIT).ok
     lat = client.latency(url)
     assert lat["count"] == 0 and lat["p50"] is None and lat["ttfb"]["p99"] is None
@@ -142,7 +141,7 @@ def test_origin_keys_normalized(make_client: MakeClient, http_server: HTTPTestSe
             hac.origin_key(bad)
     with pytest.raises(hac.InvalidOptionType):
         hac.origin_key(80)  # type: ignore[arg-type]
-    client = make_client(workers=2)
+    client = make_client(workers=2, connection_timeout=20_000)
     port = http_server.port
     for path in ("/echo", "/echo?x=1"):
         assert client.query(f"http://LOCALHOST:{port}{path}").result(WAIT).ok
@@ -156,7 +155,7 @@ def test_prometheus_histograms_parse(make_client: MakeClient, http_server: HTTPT
     """stats_prometheus() has one histogram family per phase, with an
     origin label, cumulative buckets ending at +Inf == _count, and the
     prometheus-client parser reads it all."""
-    client = make_client(workers=2)
+    client = make_client(workers=2, connection_timeout=20_000)
     for _ in range(30):
         client.query(f"{http_server.url}/echo")
     assert len(list(client.completions(WAIT))) == 30
@@ -203,7 +202,7 @@ def test_origins_bounded_per_worker(make_client: MakeClient) -> None:
 def test_latency_read_while_workers_write(make_client: MakeClient, http_server: HTTPTestServer) -> None:
     """Readers on other threads while the workers record (TSan runs this):
     counts only grow and end at the number of replies."""
-    client = make_client(workers=2)
+    client = make_client(workers=2, connection_timeout=20_000)
     url = f"{http_server.url}/echo"
     n = max(200, int(2000 * SCALE))
     stop = threading.Event()
@@ -213,6 +212,7 @@ def test_latency_read_while_workers_write(make_client: MakeClient, http_server: 
         while not stop.is_set():
             seen.append(client.latency(url)["count"])
             client.stats_prometheus()
+            time.sleep(0.001)  # leaves the GIL to the in-process server
 
     readers = [threading.Thread(target=read) for _ in range(2)]
     for t in readers:
