@@ -104,6 +104,7 @@ case "${1:-}" in
       tests/transport/test_resend.py tests/transport/test_http2_recovery.py tests/lifecycle/test_close.py \
       tests/lifecycle/test_wakeups.py tests/transport/test_watchers.py tests/transport/test_stream.py \
       tests/resilience \
+      tests/api/test_latency.py::test_latency_read_while_workers_write \
       --deselect tests/transport/test_stream.py::test_a_large_stream_in_constant_memory "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;

@@ -219,6 +219,7 @@ void hac_xfer_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     rc = hac_files_commit(r); /* the output file into place */
   hac_result_done(w, r, rc);
   hac_result_count(w, r);
+  hac_hist_record(w, r);
   hac_xfer_detach(w, r);
   hac_result_fill(r);
   finish(w, r);

@@ -313,6 +313,36 @@ void hac_free(void *p);
 
 void hac_stats_get(hac_client *c, hac_stats *out);
 
+/*
+ * Latency histograms by origin (hist.c).  hac_origin_key(): the origin of
+ * a URL, "scheme://host:port" lowercased with the default port filled in
+ * (http 80, https 443), IPv6 hosts in []; its length, 0 when url has none
+ * or it does not fit in cap with its NUL.  hac_latency(): origin's (NULL:
+ * every origin's) histograms merged over the workers: per phase p
+ * (HAC_H_*), qout[p * nq + j] the quantile q[j] in us (-1: no sample),
+ * cum[p * nle + j] the samples at most le[j] us, count[p], sum[p] (us);
+ * 1 if the origin has histograms, 0 if not, -1 out of memory.
+ * hac_latency_origins(): every worker's origin keys, each ended by a NUL,
+ * into buf (as many as fit); the bytes they all need.
+ */
+#define HAC_H_CONNECT 0        /* TCP connect (new connections only) */
+#define HAC_H_TLS 1            /* TLS handshake (new connections only) */
+#define HAC_H_TTFB 2           /* start to the first response byte */
+#define HAC_H_TOTAL 3
+#define HAC_H_COUNT 4
+
+size_t hac_origin_key(const char *url, char *out, size_t cap);
+int hac_latency(hac_client *c, const char *origin, const double *q,
+                size_t nq, int64_t *qout, const int64_t *le, size_t nle,
+                uint64_t *cum, uint64_t *count, uint64_t *sum);
+size_t hac_latency_origins(hac_client *c, char *buf, size_t cap);
+
+/* In a forked child: close this process's copies of the fds of a client
+   made in an ancestor (its connections, the completion fd) without
+   touching its threads, locks or libcurl handles; its memory is left.
+   Does nothing in the client's own process or a second time. */
+void hac_abandon(hac_client *c);
+
 /* Stop accepting, cancel everything in flight, join the workers.  Every
    request gets its reply before this returns.  Idempotent. */
 void hac_close(hac_client *c);

@@ -13,10 +13,10 @@
 static int64_t percentile(struct hac_worker *w, const struct hac_req *r,
                           double q)
 {
-  (void)w;
-  (void)r;
-  (void)q;
-  return -1; /* until the per-origin histograms land (hist.c) */
+  char key[256];
+  if(!hac_origin_key(r->url, key, sizeof(key)))
+    return -1;
+  return hac_hist_quantile(w, key, HAC_H_TTFB, q);
 }
 
 /* ms after which r gets its hedge, or -1: never (not idempotent, a

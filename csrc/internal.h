@@ -29,6 +29,8 @@
  *   hedge.c     a hedge: the copy of a slow request racing it
  *   dest.c      destination sets (dest://), their health
  *   limit.c     per-origin rate limits
+ *   hist.c      per-origin latency histograms (hist.h)
+ *   fork.c      a parent's client abandoned in a forked child
  *   req.c       wire form -> request, its options
  *   files.c     bodies that never pass through Python: output.c (to a
  *               file), upload.c (from a file or a pipe), form.c (MIME);
@@ -337,6 +339,7 @@ struct hac_worker {
   struct hac_list fin;          /* finished, queued once per iteration */
   unsigned long multi_errors;   /* curl_multi_socket_action() failures */
   CURLMcode multi_last;         /* the latest of them */
+  _Atomic(struct hac_htab *) hist; /* hist.c: latency by origin, or NULL */
 
   /* read by hac_stats_get() from any thread */
   atomic_uint_least64_t n_requests;   /* submitted */
@@ -393,5 +396,6 @@ struct hac_client {
 
 /* the functions, file by file */
 #include "proto.h"
+#include "hist.h"
 
 #endif /* HAC_INTERNAL_H */

@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 struct hac_rlimit {
@@ -25,47 +24,6 @@ static double mono(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* "scheme://host:port" of url, lower case, the scheme's port when none;
-   its length, 0 when it does not fit or is not http(s) */
-size_t hac_limit_origin(const char *url, char *out, size_t cap)
-{
-  const char *p = strstr(url, "://");
-  const char *host, *end, *at;
-  size_t n, hl;
-  bool tls;
-  char *o = out;
-  if(!p)
-    return 0;
-  n = (size_t)(p - url);
-  tls = n == 5 && !strncasecmp(url, "https", 5);
-  if(!tls && !(n == 4 && !strncasecmp(url, "http", 4)))
-    return 0;
-  host = p + 3;
-  end = host + strcspn(host, "/?#");
-  at = memchr(host, '@', (size_t)(end - host));
-  if(at)
-    host = at + 1; /* never the credentials */
-  hl = (size_t)(end - host);
-  if(n + 3 + hl + 7 > cap)
-    return 0;
-  for(p = url; p < url + n + 3; p++)
-    *o++ = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-  for(p = host; p < end; p++)
-    *o++ = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-  /* a port is ":digits" at the end, after any ']' of an IPv6 address */
-  p = end;
-  while(p > host && p[-1] >= '0' && p[-1] <= '9')
-    p--;
-  if(!(p > host && p < end && p[-1] == ':')) {
-    if(hl && end[-1] == ':')
-      o--; /* "host:" means the default */
-    memcpy(o, tls ? ":443" : ":80", tls ? 4 : 3);
-    o += tls ? 4 : 3;
-  }
-  *o = '\0';
-  return (size_t)(o - out);
 }
 
 /* The client's rate_limit lines ("origin rps"): 0, -1 out of memory or
@@ -126,7 +84,7 @@ double hac_limit_take(struct hac_worker *w, struct hac_req *r, double left_s,
   *rps = 0;
   if(!c->nlimits)
     return 0;
-  n = hac_limit_origin(r->url, key, sizeof(key));
+  n = hac_origin_key(r->url, key, sizeof(key));
   for(i = 0; n && i < c->nlimits; i++)
     if(!strcmp(c->limits[i].key, key))
       l = &c->limits[i];

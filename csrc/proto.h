@@ -128,7 +128,6 @@ void hac_dest_end(struct hac_worker *w, struct hac_req *r, int outcome,
 void hac_dest_fini(struct hac_client *c);
 #define HAC_LIMIT_SHED -1.0    /* hac_limit_take() */
 #define HAC_LIMIT_LATE -2.0
-size_t hac_limit_origin(const char *url, char *out, size_t cap);
 int hac_limit_init(struct hac_client *c);
 void hac_limit_fini(struct hac_client *c);
 double hac_limit_take(struct hac_worker *w, struct hac_req *r, double left_s,

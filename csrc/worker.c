@@ -336,6 +336,7 @@ void hac_worker_fini(struct hac_worker *w)
   struct hac_req *r;
   hac_worker_release(w);
   hac_table_fini(w);
+  hac_hist_fini(w);
   /* submissions a never-started worker still holds */
   while((r = w->sub.head)) {
     w->sub.head = r->next;

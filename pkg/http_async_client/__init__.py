@@ -26,6 +26,7 @@ from ._exceptions import (
     WaitTimeout,
 )
 from ._ffi import CURL_VERSION, curl_version
+from ._latency import Latency, PhaseLatency, origin_key
 from ._nextquery import HttpReq
 from ._prometheus import prometheus_text
 from ._reply import Reply
@@ -46,6 +47,8 @@ __all__ = [
     "InvalidOption",
     "InvalidOptionType",
     "InvalidURL",
+    "Latency",
+    "PhaseLatency",
     "QueryHandle",
     "Reply",
     "Stream",
@@ -56,5 +59,6 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "curl_version",
+    "origin_key",
     "prometheus_text",
 ]

@@ -57,7 +57,7 @@ class AsyncioMixin(ClientBase):
         loop will resolve.  A future cancelled by one awaiter is replaced,
         so other awaiters of the same handle are not affected."""
         loop = asyncio.get_running_loop()
-        self._check_usable()
+        self._check_usable(h.id)
         run = False
         with self._lock:
             state = h._state

@@ -7,7 +7,8 @@ import asyncio
 import threading
 import weakref
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from ._reply import Reply
 
@@ -30,7 +31,9 @@ class ClientBase:
     _fd: int
     _closed: bool
     _drained: bool
-    _forked: bool
+    _forked: bool  # a forked child's client that rebuilds on first use (_fork)
+    _fork_floor: int  # request ids below it were the parent's
+    _ids: Iterator[int]
     _verbose: bool
     _pending: dict[int, QueryHandle]
     _stream: OrderedDict[int, QueryHandle]
@@ -125,5 +128,12 @@ class ClientBase:
     ) -> QueryHandle:
         raise NotImplementedError
 
-    def _check_usable(self) -> None:
+    def _check_usable(self, rid: int = -1) -> None:
+        raise NotImplementedError  # defined in _fork
+
+    def _rebuild(self) -> None:
+        raise NotImplementedError  # defined in _fork
+
+    # defined in _latency
+    def _latency_prometheus(self, labels: Mapping[str, str] | None) -> str:
         raise NotImplementedError

@@ -23,6 +23,7 @@ from ._client import Client
 from ._delivery import QueryHandle
 from ._exceptions import WaitTimeout
 from ._ffi import lib
+from ._latency import origin_key
 from ._reply import Reply
 
 _R_OK = lib.HAC_R_OK
@@ -99,6 +100,8 @@ class BenchResult:
     interrupted: bool = False
     abandoned: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    # without --rate: the figures from the C histograms of the run's origin
+    hist: HistSummary | None = None
     _sorted: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- derived
@@ -136,6 +139,8 @@ class BenchResult:
 
     def latency_us(self) -> dict[str, float]:
         """min, mean, stdev, p50, p90, p99, p99.9 and max, µs."""
+        if self.hist is not None:
+            return dict(self.hist.latency)
         s = self.sorted_ns
         if not s:
             return {k: 0.0 for k in ("min", "mean", "stdev", "p50", "p90", "p99", "p99.9", "max")}
@@ -152,6 +157,8 @@ class BenchResult:
         """(from µs, to µs, count) over log-spaced buckets from the fastest
         to the slowest reply: latency spreads over orders of magnitude, so
         equal-width buckets would put nearly everything in the first."""
+        if self.hist is not None:
+            return list(self.hist.buckets)
         s = self.sorted_ns
         if not s:
             return []
@@ -209,8 +216,63 @@ class BenchResult:
 
 def latency_origin(cfg: BenchConfig) -> str:
     """What the latencies are measured from: with ``--rate``, each
-    request's scheduled start (coordinated-omission corrected)."""
-    return "scheduled start" if cfg.rate else "submit"
+    request's scheduled start (coordinated-omission corrected, measured in
+    Python: the C histograms cannot know when a request was due); without,
+    the transfer (libcurl's total time, from the C histograms)."""
+    return "scheduled start" if cfg.rate else "transfer"
+
+
+@dataclass
+class HistSummary:
+    """The report's latency figures from the workers' histograms of one
+    origin: ``latency_us()``'s keys and ``histogram()``'s buckets."""
+
+    latency: dict[str, float]
+    buckets: list[tuple[float, float, int]]
+
+
+def hist_summary(client: Client, url: str, buckets: int = HISTOGRAM_BUCKETS) -> HistSummary | None:
+    """Percentiles, mean, an estimated stdev (from 256 log-spaced bins) and
+    log-spaced buckets of the total time of the completed transfers to
+    url's origin (None when there are none)."""
+    total = lib.HAC_H_TOTAL
+    qs = [0.0] + [q / 100.0 for q in PERCENTILES] + [1.0]
+    q, _, counts, sums = client._latency_raw(origin_key(url), qs, [])
+    n = counts[total]
+    if not n:
+        return None
+    lo, hi = q[total][0], q[total][-1]
+    out = {"min": float(lo), "mean": sums[total] / n}
+    for name, v in zip(PERCENTILES, q[total][1:-1]):
+        out[f"p{name:g}"] = float(v)
+    out["max"] = float(hi)
+    fine = 256
+    coarse_e = _log_edges(lo, hi, buckets)
+    fine_e = _log_edges(lo, hi, fine)
+    _, cum, _, _ = client._latency_raw(origin_key(url), [], [int(e) for e in coarse_e + fine_e])
+    coarse, c = cum[total][: buckets + 1], cum[total][buckets + 1 :]
+    mean = out["mean"]
+    # samples at the lowest edge, in each fine bin (at its midpoint), above
+    var = c[0] * (lo - mean) ** 2 + (n - c[fine]) * (hi - mean) ** 2
+    for j in range(fine):
+        var += (c[j + 1] - c[j]) * ((fine_e[j] + fine_e[j + 1]) / 2 - mean) ** 2
+    out["stdev"] = math.sqrt(var / n)
+    rows = []
+    below = 0
+    for i in range(buckets):
+        upto = n if i == buckets - 1 else coarse[i + 1]
+        rows.append((coarse_e[i], coarse_e[i + 1], upto - below))
+        below = upto
+    return HistSummary(out, rows)
+
+
+def _log_edges(lo: int, hi: int, buckets: int) -> list[float]:
+    """buckets + 1 log-spaced edges from lo to hi (µs)."""
+    lo = max(1, lo)
+    if hi <= lo:
+        return [float(lo)] * (buckets + 1)
+    ratio = (hi / lo) ** (1.0 / buckets)
+    return [lo * ratio**i for i in range(buckets)] + [float(hi)]
 
 
 def error_kind(reply: Reply) -> str:
@@ -353,6 +415,7 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
         if stop.count >= 2:
             break
     finished = perf()
+    hist = None if interval else hist_summary(client, cfg.url)
     done = len(lat)
     frac = 1.0 if not stop.count else done / max(1, sent)
     progress.update(Snapshot((finished - t0) / 1e9, done, sent, done - ok, len(starts), frac))
@@ -368,4 +431,5 @@ def run_load(client: Client, cfg: BenchConfig, progress: Progress, stop: StopFla
         body_bytes_received=rx_body,
         interrupted=bool(stop.count),
         abandoned=len(starts),
+        hist=hist,
     )

@@ -22,6 +22,8 @@ from ._core import Core
 from ._seed import SeedFunctions
 from ._delivery import Delivery, QueryHandle
 from ._exceptions import ClientClosed, InvalidOption, InvalidOptionType
+from ._fork import ForkMixin
+from ._latency import LatencyMixin
 from ._ffi import lib
 from ._encode import QueryItem, body_of, encode, encode_items, split_options
 from ._nextquery import HttpReq, NextQuery, ThreadState
@@ -47,7 +49,8 @@ _pack = REQHDR.pack
 _live: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
-class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
+class Client(SeedFunctions, Core, AsyncioMixin, Delivery, LatencyMixin, Destinations,
+             ForkMixin):
     """An asynchronous HTTP client: ``workers`` C threads, each with a libev
     loop driving a libcurl multi handle.  Every keyword is the seed's module
     parameter of the same name, with the seed's default."""
@@ -90,7 +93,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
         self._c = None
         self._closed = True
         values = check_client_params(params)
-        self._open(values, proxy_fields(values, os.environ))
+        extra = proxy_fields(values, os.environ)
+        self._open(values, extra)
+        self._rebuild_args = (dict(values), extra)  # a forked child's new core (_fork)
         if values["proxy"]:
             values["proxy"] = redact_url(values["proxy"])  # shown, never the password
         self._params: Mapping[str, Any] = MappingProxyType(values)
@@ -98,6 +103,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
         self._closed = False
         self._drained = False
         self._forked = False
+        self._fork_floor = 0
         self._verbose = bool(verbose)
         self._ids = itertools.count(1)
         self._pending = {}
@@ -166,11 +172,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
     # ------------------------------------------------------- submission
     def _check_open(self) -> None:
         if self._closed:
-            if self._forked:
-                raise ClientClosed(
-                    "this client belongs to the parent process; create a new "
-                    "Client after fork()"
-                )
+            if self._forked:  # first use in a forked child
+                self._rebuild()
+                return
             raise ClientClosed("the client is closed")
 
     @overload
@@ -306,23 +310,19 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
         sends the buffer first.  Blocks nest; the outermost sends."""
         return Batch(self)
 
-    # ------------------------------------------------------------ pumping
-
-    def _check_usable(self) -> None:
-        if self._forked:
-            self._check_open()
-
     # ------------------------------------------------------------- control
 
     def close(self) -> None:
         """Stop accepting queries, cancel what is in flight (each gets a
         cancelled reply), join the worker threads.  Idempotent."""
+        if self._forked:  # a forked child that never used it: nothing runs
+            self._forked = False
+            _live.discard(self)
+            return
         if self._closed or self._c is None:
             return
         self._closed = True
         _live.discard(self)
-        if self._forked:
-            return
         if self._unsent:
             self._flush()  # sent, then cancelled by hac_close: one reply each
         # hac_close() closes the fd: the running loop's reader goes first
@@ -387,15 +387,6 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, Destinations):
         self._pumping = False
         self._loops = weakref.WeakSet()
         self._last_loop = None
-
-    def _after_fork_child(self) -> None:
-        self._forked = True
-        self._closed = True
-        self._drained = True
-        self._unsent = deque()
-        self._armed = set()
-        self._batching = 0
-        self._new_sync()
 
 
 class Batch:

@@ -308,7 +308,7 @@ class Core(ClientBase):
             log.info("%s", line)
 
     def _cancel(self, rid: int) -> bool:
-        if self._closed:
+        if self._closed or rid < self._fork_floor:  # a parent's, in a forked child
             return False
         if self._unsent:
             self._flush()  # the core must know the request first
@@ -339,7 +339,7 @@ class Core(ClientBase):
         in-flight and allocator gauges.  ``labels`` (e.g. ``{"client":
         "billing"}``) tell several clients apart; to put several in one
         scrape, use ``http_async_client.prometheus_text``."""
-        return prometheus_text([(labels or {}, self.stats())])
+        return prometheus_text([(labels or {}, self.stats())]) + self._latency_prometheus(labels)
 
     def stats(self) -> dict[str, Any]:
         """The seed's counters summed over workers: requests (submitted),
@@ -350,6 +350,8 @@ class Core(ClientBase):
         rate_delayed, and ``destinations``: each destination set's
         ``destination_state()``.  Once every request has finished,
         requests == replies + errors + timeouts + cancelled."""
+        if self._forked:
+            self._rebuild()
         if self._c is None:
             return {}
         s = ffi.new("hac_stats *")

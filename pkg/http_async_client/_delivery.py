@@ -261,7 +261,7 @@ class Delivery(ClientBase):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if h._reply is None:
-                self._check_usable()
+                self._check_usable(h.id)
                 h._waiters += 1
                 try:
                     while h._reply is None:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ._exceptions import InvalidOption, InvalidOptionType
 from ._ffi import ffi, lib
+from ._latency import origin_key
 from ._validate import DEST_NAMES, check_url, to_int
 
 ALGORITHMS = {
@@ -127,18 +128,13 @@ def query_queue_wait(name: str, value: object) -> int:
     return 0 if v is None else v
 
 
-def origin_key(name: str, url: str) -> str:
-    """``scheme://host:port`` in lower case, the scheme's port filled in:
-    how the core names an origin (limit.c)."""
+def rate_origin(name: str, url: str) -> str:
+    """An http(s) origin, as the core names it (``origin_key``: lower
+    case, the scheme's port filled in)."""
     m = _ORIGIN.match(url.strip()) if isinstance(url, str) else None
-    if m is None:
+    if m is None or (m.group(3) is not None and not 0 < int(m.group(3)) < 65536):
         raise InvalidOption(f"{name}: {url!r} is not an origin (http[s]://host[:port])")
-    scheme, host, port = m.group(1).lower(), m.group(2).lower(), m.group(3)
-    if port is None:
-        port = "443" if scheme == "https" else "80"
-    elif not 0 < int(port) < 65536:
-        raise InvalidOption(f"{name}: bad port in {url!r}")
-    return f"{scheme}://{host}:{int(port)}"
+    return origin_key(url.strip())
 
 
 def check_rate_limit(name: str, value: object) -> dict[str, float] | None:
@@ -150,7 +146,7 @@ def check_rate_limit(name: str, value: object) -> dict[str, float] | None:
         )
     out: dict[str, float] = {}
     for origin, rps in value.items():
-        key = origin_key(name, origin)
+        key = rate_origin(name, origin)
         if isinstance(rps, bool) or not isinstance(rps, (int, float)) or not rps > 0:
             raise InvalidOption(f"{name}: requests/s for {origin!r} must be > 0, got {rps!r}")
         if float(rps) > 1e7:
@@ -169,6 +165,7 @@ class Destinations:
     shown and replayed)."""
 
     _c: Any
+    _closed: bool
     _dests: dict[str, dict[str, Any]]
 
     def destinations(
@@ -228,7 +225,8 @@ class Destinations:
         })
 
     def _dest_define(self, name: str, d: Mapping[str, Any]) -> None:
-        getattr(self, "_check_usable")()
+        if self._closed:
+            getattr(self, "_check_open")()  # raises, or rebuilds a forked child
         w = ffi.new("long[]", list(d["weights"])) if d["weights"] else ffi.NULL
         rc = lib.hac_dest_define(
             self._c, name.encode(), "\n".join(d["urls"]).encode(), w, len(d["urls"]),
@@ -240,12 +238,23 @@ class Destinations:
         self._dests[name] = dict(d)
         DEST_NAMES.add(name)
 
+    def _after_rebuild(self) -> None:
+        """A forked child's new core gets the parent's destination sets."""
+        getattr(super(), "_after_rebuild")()
+        for name, d in list(self._dests.items()):
+            self._dest_define(name, d)
+
     def destination_state(self, name: str) -> list[dict[str, Any]]:
         """One entry per destination of set ``name``, in order: ``url``,
         ``state`` (``"up"``, ``"down"`` or ``"probing"``), ``weight``,
         ``inflight``, ``requests`` (attempts sent), ``successes``,
         ``failures``, ``consecutive_failures``, ``latency_us`` (mean total
         time of its completed attempts), ``down_left_s``."""
+        if self._closed:
+            getattr(self, "_check_open")()
+        return self._dest_state(name)
+
+    def _dest_state(self, name: str) -> list[dict[str, Any]]:
         d = self._dests.get(name)
         if d is None or self._c is None:
             raise InvalidOption(f"no destination set named {name!r}")
@@ -271,7 +280,9 @@ class Destinations:
         ]
 
     def _destination_stats(self) -> dict[str, list[dict[str, Any]]]:
-        return {name: self.destination_state(name) for name in self._dests}
+        if self._c is None:
+            return {}
+        return {name: self._dest_state(name) for name in self._dests}
 
 
 __all__ = [
@@ -285,7 +296,7 @@ __all__ = [
     "check_retries",
     "check_retry_statuses",
     "hedge_code",
-    "origin_key",
+    "rate_origin",
     "query_hedge_after",
     "query_queue_wait",
     "query_retry_statuses",

@@ -100,6 +100,8 @@ class Stream:
     # ------------------------------------------------------------ reading
 
     def _take(self) -> tuple[bytes | None, int]:
+        if self._h.id < self._client._fork_floor:  # its core is the parent's
+            raise ClientClosed(f"stream {self._h.id} belongs to the parent process")
         size, state = self._size, self._state
         p = lib.hac_stream_take(self._s, size, state)
         if p == ffi.NULL:

@@ -168,7 +168,7 @@ def _us(v: float) -> str:
 def _latency_title(cfg: BenchConfig) -> str:
     if latency_origin(cfg) == "scheduled start":
         return "from each request's scheduled start to its reply: --rate, coordinated-omission corrected"
-    return "submit to reply"
+    return "transfer time, C histograms"
 
 
 def plain_report(res: BenchResult, stream: IO[str]) -> str:

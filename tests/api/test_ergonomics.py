@@ -171,13 +171,16 @@ def parse_exposition(text: str) -> tuple[dict[str, str], dict[str, str], dict[tu
             helps[name] = doc
         elif line.startswith("# TYPE "):
             name, _, kind = line[7:].partition(" ")
-            assert kind in ("counter", "gauge"), line
+            assert kind in ("counter", "gauge", "histogram"), line
             assert name not in types, f"TYPE twice for {name}"
             types[name] = kind
         else:
             m = SAMPLE.match(line)
             assert m, f"bad sample line {line!r}"
-            assert m.group(1) in types, f"sample before its TYPE: {line!r}"
+            family = m.group(1)
+            if family not in types:  # a histogram's _bucket, _sum, _count
+                family = re.sub(r"_(bucket|sum|count)$", "", family)
+                assert types.get(family) == "histogram", f"sample before its TYPE: {line!r}"
             samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
     return helps, types, samples
 
@@ -205,6 +208,10 @@ def test_stats_prometheus_matches_stats(http_server: HTTPTestServer) -> None:
     assert samples[("http_async_client_errors_total", "")] == 1
     assert samples[("http_async_client_timeouts_total", "")] == 1
     assert samples[("http_async_client_mem_peak_bytes", "")] > 0
+    # the latency histograms: the 3 completed transfers of the one origin
+    origin = f'{{origin="{hac.origin_key(http_server.url)}"}}'
+    assert types["http_async_client_request_duration_seconds"] == "histogram"
+    assert samples[("http_async_client_request_duration_seconds_count", origin)] == 3
 
 
 def test_prometheus_labels_and_several_clients() -> None:

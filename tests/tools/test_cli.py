@@ -90,7 +90,7 @@ def test_bench_alone_is_a_complete_demo() -> None:
     summary = section(out, "Summary:")
     assert re.search(r"2000 requests in [\d.]+ s: \d+ requests/s, 2000 ok, 0 errors", summary)
     assert re.search(r"transferred: [\d.]+ KiB received \(3\.91 KiB of bodies\)", summary), summary
-    lat = section(out, "Latency (submit to reply):")
+    lat = section(out, "Latency (transfer time, C histograms):")
     values = [int(v) for v in re.findall(r"p50 (\d+) us  p90 (\d+) us  p99 (\d+) us  p99\.9 (\d+) us  max (\d+) us", lat)[0]]
     assert values == sorted(values) and values[0] > 0
     hist = section(out, "Latency histogram (log-spaced buckets):")
@@ -247,7 +247,7 @@ def test_bench_rich_ui() -> None:
     assert "\u2501" in result.stderr and "100%" in result.stderr  # the bar
     assert "\x1b[" in result.stderr  # drawn with terminal control codes
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
-    for title in ("Summary", "Latency (submit to reply, us)", "Latency histogram", "Status codes", "Errors"):
+    for title in ("Summary", "Latency (transfer time, C histograms, us)", "Latency histogram", "Status codes", "Errors"):
         assert title in plain, plain
     assert re.search(r"requests\s+1000 in [\d.]+ s", plain)
     assert re.search(r"200\s+1000\s+100\.0%", plain)
@@ -473,7 +473,7 @@ def test_bench_rate_latency_is_from_the_scheduled_start(fresh_http_server: HTTPT
     assert "scheduled start" in plain.stdout and "coordinated-omission" in plain.stdout
     unpaced = json.loads(run_cli("bench", "-n", "5", "-c", "1", "--json",
                                  f"{fresh_http_server.url}/delay/100").stdout)
-    assert unpaced["config"]["latency_from"] == "submit"
+    assert unpaced["config"]["latency_from"] == "transfer"
     assert unpaced["latency_us"]["max"] < 600_000
 
 
