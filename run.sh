@@ -105,7 +105,8 @@ case "${1:-}" in
       tests/lifecycle/test_wakeups.py tests/transport/test_watchers.py tests/transport/test_stream.py \
       tests/resilience \
       tests/api/test_latency.py::test_latency_read_while_workers_write \
-      --deselect tests/transport/test_stream.py::test_a_large_stream_in_constant_memory "$@"
+      --deselect tests/transport/test_stream.py::test_a_large_stream_in_constant_memory \
+      --deselect tests/resilience/test_fork_destinations.py "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;
 esac

@@ -114,3 +114,25 @@ def test_cancel_and_close_stop_both_copies(servers: list[ScriptedServer]) -> Non
         hs = [c.query(s.url + "/d") for _ in range(5)]
         time.sleep(0.15)
     assert all(x.result().cancelled for x in hs)
+
+
+def test_hedge_after_p95_uses_the_origins_histogram(servers: list[ScriptedServer]) -> None:
+    # every 20th request is slow: the p95 of time to first byte is fast,
+    # so the slow ones get a hedge that answers at once
+    s = ScriptedServer(lambda seen, i: Answer(delay=0.4 if i % 20 == 19 else 0.0))
+    servers.append(s)
+    with hac.Client(connection_timeout=5000, hedge_budget=0.2) as c:
+        r = c.query(s.url + "/", hedge_after="p95").result()
+        assert r.ok and c.stats()["hedges"] == 0  # no percentile known yet: no hedge
+        for _ in range(59):
+            assert c.query(s.url + "/").result().ok
+        assert c.latency(s.url)["count"] == 60
+        took = []
+        for _ in range(100):
+            t0 = time.monotonic()
+            r = c.query(s.url + "/", hedge_after="p95").result()
+            took.append(time.monotonic() - t0)
+            assert r.ok
+        st = c.stats()
+        assert st["hedges"] >= 3 and st["hedge_wins"] >= 3, st
+        assert sorted(took)[-1] < 0.35, sorted(took)[-5:]
