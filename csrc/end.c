@@ -177,8 +177,9 @@ static bool retry(struct hac_worker *w, struct hac_req *r, CURLcode rc)
   int d;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   d = hac_retry_check(w, r, rc, status, r->deadline - now, now, &ms);
-  if(d == HAC_RETRY_NO || (d == HAC_RETRY_LATE && rc == CURLE_OK))
-    return false; /* the response stands */
+  if(d == HAC_RETRY_NO || (d == HAC_RETRY_LATE &&
+                            (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)))
+    return false; /* the response, or the deadline's own timeout, stands */
   if(d == HAC_RETRY_LATE) {
     out_of_time(w, r, rc);
     dest_done(w, r, HAC_DO_FAIL);
