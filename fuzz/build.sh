@@ -24,4 +24,4 @@ for harness in fuzz/fuzz_*.c; do
   # shellcheck disable=SC2086
   "$CC" $cflags -fsanitize=fuzzer "$harness" "${objs[@]}" $libs -o "$out/$name"
 done
-echo "fuzz/build.sh: built $(ls "$out"/fuzz_* | grep -v '\.o$' | xargs -n1 basename | tr '\n' ' ')in $out" >&2
+echo "fuzz/build.sh: built the harnesses of fuzz/fuzz_*.c in $out" >&2

@@ -12,9 +12,9 @@ out=fuzz/build
 bash fuzz/build.sh "$out"
 mkdir -p fuzz/artifacts
 status=0
-for bin in "$out"/fuzz_*; do
-  [[ "$bin" == *.o ]] && continue
-  name=$(basename "$bin")
+for harness in fuzz/fuzz_*.c; do
+  name=$(basename "${harness%.c}")
+  bin=$out/$name
   seeds=fuzz/corpus/${name#fuzz_}
   work=$out/corpus/${name#fuzz_}
   mkdir -p "$work"

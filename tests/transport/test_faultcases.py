@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,18 @@ def _nginx(host: ServerHost, tmp_path: Path, certs: Certs,
     return ngx
 
 
+def _proto(ngx: NsNginx, proto: str) -> tuple[str, int, dict[str, Any]]:
+    """URL, port and query options of ``proto`` on ``ngx``: HTTPS/1.1
+    (no ALPN h2), HTTP/2 over TLS, h2c with prior knowledge."""
+    base, port, opts = {
+        "https1": (ngx.tls1_url, ngx.tls1_port, {}),
+        "h2": (ngx.tls_url, ngx.tls_port, {}),
+        "h2c": (ngx.h2c_url, ngx.h2c_port, {"http_version": 2}),
+    }[proto]
+    assert port is not None
+    return base, port, opts
+
+
 def _note(record: Record, name: str, value: object) -> None:
     record(name, value)
     print(f"{name} = {value}")
@@ -74,7 +87,7 @@ LOSS_DEADLINE_MS = 3000
 
 
 def _loss_run(
-    client: hac.Client, base: str, n: int, opts: dict[str, object],
+    client: hac.Client, base: str, n: int, opts: dict[str, Any],
 ) -> tuple[list[hac.Reply], list[str], float]:
     """n mixed queries (every third a POST) under the active loss; returns
     the replies in order, their targets and the p99 (ms) of the ok ones."""
@@ -82,7 +95,9 @@ def _loss_run(
 
     def make(i: int) -> hac.QueryHandle:
         body = b"payload" if i % 3 == 0 else None
-        return client.query(base + targets[i], body, timeout=LOSS_DEADLINE_MS, **opts)  # type: ignore[arg-type]
+        h: hac.QueryHandle = client.query(base + targets[i], body, timeout=LOSS_DEADLINE_MS,
+                                          **opts)
+        return h
 
     run = run_paced(client, make, n, window=64, limit_s=60)
     assert not run.duplicates, f"ids answered twice: {run.duplicates[:5]}"
@@ -136,12 +151,7 @@ def test_loss_tls_and_h2(host: ServerHost, faults: Faults, tmp_path: Path, certs
     mixed queries each (HTTP/2: a few connections carrying many streams)."""
     n = 600
     ngx = _nginx(host, tmp_path, certs)
-    base, port, opts = {
-        "https1": (ngx.tls1_url, ngx.tls1_port, {}),
-        "h2": (ngx.tls_url, ngx.tls_port, {}),
-        "h2c": (ngx.h2c_url, ngx.h2c_port, {"http_version": 2}),
-    }[proto]
-    assert port is not None
+    base, port, opts = _proto(ngx, proto)
     with hac.Client(workers=1, connection_timeout=LOSS_DEADLINE_MS, max_connections=64,
                     tls_ca_path=certs.capath) as client:
         with faults.loss(5, port):
@@ -171,17 +181,18 @@ def test_blackhole_after_handshake(host: ServerHost, faults: Faults, tmp_path: P
     it; each request ends at its deadline, no later than deadline + 100 ms
     (measured from query() to the reply being taken)."""
     n = 20
+    opts: dict[str, Any] = {}
     if proto == "h1":
         srv = H1Server(host, tmp_path)
         srv.start()
-        base, port, opts = srv.url, srv.port, {}
+        base, port = srv.url, srv.port
     else:
         ngx = _nginx(host, tmp_path, certs)
         assert ngx.h2c_port is not None
         base, port, opts = ngx.h2c_url, ngx.h2c_port, {"http_version": 2}
     with hac.Client(workers=1, connect_timeout=300, connection_timeout=8000) as client:
         with faults.blackhole_after_handshake(port):
-            run = run_paced(client, lambda i: client.query(  # type: ignore[call-overload]
+            run = run_paced(client, lambda i: client.query(
                 f"{base}/hole/{i}", timeout=HOLE_DEADLINE_MS, **opts), n, window=n, limit_s=15)
             assert not run.missing and not run.duplicates
             late = [t.took * 1000 - HOLE_DEADLINE_MS for t in run.items]
@@ -213,21 +224,21 @@ def test_blackhole_mid_body(host: ServerHost, faults: Faults, tmp_path: Path,
     srv = H1Server(host, tmp_path)
     srv.start()
     deadline_ms = 20000 if low_speed else 3000
-    opts: dict[str, object] = {"low_speed_limit": 1000, "low_speed_time": 1} if low_speed else {}
+    opts: dict[str, Any] = {"low_speed_limit": 1000, "low_speed_time": 1} if low_speed else {}
     url = f"{srv.url}/big?size={BIG}"
     with hac.Client(workers=1, connection_timeout=8000, max_body_size=64 * MIB) as client:
         with faults.drop_after(srv.port, 8 * MIB):
             t0 = time.monotonic()
             if stream:
                 got = 0
-                st = client.query(url, stream=True, timeout=deadline_ms, **opts)  # type: ignore[call-overload]
+                st = client.query(url, stream=True, timeout=deadline_ms, **opts)
                 with pytest.raises(hac.TransferTimeout) as info:
                     for chunk in st.iter_bytes(timeout=30):
                         got += len(chunk)
                 reply = info.value.reply
                 assert 0 < got < BIG, got
             else:
-                reply = client.query(url, timeout=deadline_ms, **opts).result(30)  # type: ignore[call-overload]
+                reply = client.query(url, timeout=deadline_ms, **opts).result(30)
             took = time.monotonic() - t0
         assert reply is not None and not reply.ok and reply.timed_out, reply and reply.err
         if low_speed:
@@ -302,19 +313,14 @@ def test_reset_with_requests_in_flight(host: ServerHost, faults: Faults, tmp_pat
     backend = H1Server(host, tmp_path, port=8090, bind="127.0.0.1")
     backend.start()
     ngx = _nginx(host, tmp_path, certs, upstream=f"127.0.0.1:{backend.port}")
-    base, port, opts = {
-        "https1": (ngx.tls1_url, ngx.tls1_port, {}),
-        "h2": (ngx.tls_url, ngx.tls_port, {}),
-        "h2c": (ngx.h2c_url, ngx.h2c_port, {"http_version": 2}),
-    }[proto]
-    assert port is not None
+    base, port, opts = _proto(ngx, proto)
     n = 10
     with hac.Client(workers=1, connection_timeout=10000, tls_ca_path=certs.capath) as client:
         # h2c: the origin is known to speak HTTP/2 once a first reply came
-        assert client.query(f"{base}/warm", timeout=8000, **opts).result(10).ok  # type: ignore[call-overload]
-        posts = [client.query(f"{base}/slow/p{i}?delay=20000", b"payload", timeout=10000,  # type: ignore[call-overload]
+        assert client.query(f"{base}/warm", timeout=8000, **opts).result(10).ok
+        posts = [client.query(f"{base}/slow/p{i}?delay=20000", b"payload", timeout=10000,
                               **opts) for i in range(n)]
-        gets = [client.query(f"{base}/slow/g{i}?delay=2000", timeout=10000, **opts)  # type: ignore[call-overload]
+        gets = [client.query(f"{base}/slow/g{i}?delay=2000", timeout=10000, **opts)
                 for i in range(n)]
         assert len(backend.wait_requests("/slow/", 2 * n, timeout=8)) >= 2 * n
         conns = faults.kill_connections(port)
@@ -329,7 +335,7 @@ def test_reset_with_requests_in_flight(host: ServerHost, faults: Faults, tmp_pat
         assert not bad, "GETs: " + summary(bad)
         seen = backend.count_by_target("POST")
         assert all(seen.get(f"/slow/p{i}?delay=20000", 0) == 1 for i in range(n)), seen
-        after = [client.query(f"{base}/after/{i}", timeout=8000, **opts)  # type: ignore[call-overload]
+        after = [client.query(f"{base}/after/{i}", timeout=8000, **opts)
                  for i in range(n)]
         after_replies = [h.result(10) for h in after]
         assert all(r.ok and r.status == 200 for r in after_replies), summary(after_replies)
