@@ -5,6 +5,8 @@
 # ./run.sh test [ARGS]  the same install and build, then the whole test suite
 # ./run.sh sanitize     the C core built with ASan+UBSan (whole suite) and
 #                       with TSan (the threading tests); any report fails
+# ./run.sh fuzz [SECONDS]   the libFuzzer harnesses (fuzz/), each run for
+#                       SECONDS (default 60) under ASan+UBSan; a crash fails
 # ./run.sh test-curl7 [ARGS]  the suite against Debian 12's own libcurl 7.88,
 #                       unpacked into .deps/curl-7.88 (tools/libcurl.sh private)
 #                       and built in a clean copy into .venv-curl7
@@ -107,6 +109,20 @@ case "${1:-}" in
       tests/api/test_latency.py::test_latency_read_while_workers_write \
       --deselect tests/transport/test_stream.py::test_a_large_stream_in_constant_memory \
       --deselect tests/resilience/test_fork_destinations.py "$@"
+    ;;
+  fuzz)
+    shift
+    # clang with libFuzzer's runtime: only this job needs it
+    fz=()
+    for pkg in clang-14 libclang-rt-14-dev; do
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || fz+=("$pkg")
+    done
+    if ((${#fz[@]})); then
+      echo "run.sh: installing ${fz[*]}" >&2
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${fz[@]}" >/dev/null
+    fi
+    exec bash fuzz/run.sh "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;
 esac

@@ -13,6 +13,7 @@ import http_async_client as hac
 from support.certs import Certs, make_certs
 from support.clients import Fetch, MakeClient
 from support.fds import FdBaseline
+from support.netns import available as netns_available
 from support.nginx import Nginx, NginxError, find_nginx
 from support.proxies import PROXY_PASSWORD, PROXY_USER, TEST_HOSTS, HTTPProxy, Socks5Proxy
 from support.servers import HTTPSServers, HTTPTestServer, RawServerFactory
@@ -228,3 +229,15 @@ def open_fds() -> FdBaseline:
     support.fds).  Request it after the fixtures whose fds belong in the
     baseline (fixtures are set up in the order the test names them)."""
     return FdBaseline(collect=True)
+
+
+# ------------------------------------------------------------ the fault rig
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``netns`` need the namespace rig: skipped, with the
+    reason, only where a namespace host cannot be made (not root, no nft)."""
+    if item.get_closest_marker("netns") is not None:
+        reason = netns_available()
+        if reason is not None:
+            pytest.skip(reason)

@@ -5,7 +5,10 @@
 Prints ``READY`` on stdout once it listens.  One thread per connection, so
 any number of connections stay open across requests.  Every request gets
 ``200`` with a small body, Content-Length and keep-alive; ``?delay=MS``
-sleeps that long before answering; ``?gather=N`` holds the answer until N
+sleeps that long before answering; ``?size=N`` answers N body bytes
+(a pattern, written in 64 KiB pieces) and ``?hdrpad=N`` adds an ``X-Pad``
+header of N bytes (faults injected inside a long header block or body);
+``?gather=N`` holds the answer until N
 requests with that query are waiting (at most 10 s), which forces a client
 to open N connections however loaded the machine is.  LOGFILE (appended, flushed per line,
 before the reply goes out) gets one line per event::
@@ -66,6 +69,17 @@ def _read_request(
     return method, target, headers, body
 
 
+_PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def _send_pattern(conn: socket.socket, length: int) -> None:
+    """``length`` bytes of the repeating 0..255 pattern."""
+    while length > 0:
+        piece = _PATTERN[: min(length, len(_PATTERN))]
+        conn.sendall(piece)
+        length -= len(piece)
+
+
 class _Gather:
     """Barriers keyed by the ``gather`` value."""
 
@@ -100,13 +114,19 @@ def _serve(conn: socket.socket, cid: str, note: Callable[[str], None]) -> None:
             if delay.isdigit():
                 time.sleep(int(delay) / 1000)
             payload = b"posted" if method == "POST" else b"ok"
+            size = query.get("size", [""])[0]
+            length = int(size) if size.isdigit() else len(payload)
+            pad = query.get("hdrpad", [""])[0]
             close = headers.get("connection", "").lower() == "close"
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                + f"Content-Length: {len(payload)}\r\n".encode()
+                + (b"X-Pad: " + b"p" * int(pad) + b"\r\n" if pad.isdigit() else b"")
+                + f"Content-Length: {length}\r\n".encode()
                 + (b"Connection: close\r\n" if close else b"Connection: keep-alive\r\n")
-                + b"\r\n" + (b"" if method == "HEAD" else payload)
+                + b"\r\n" + (b"" if method == "HEAD" or size.isdigit() else payload)
             )
+            if size.isdigit() and method != "HEAD":
+                _send_pattern(conn, length)
             if close:
                 # a clean close: FIN after the reply, not an aborting RST
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _GRACEFUL)

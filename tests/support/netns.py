@@ -244,11 +244,12 @@ class ServerHost:
             self._closed = True
             return
         self._closed = True
+        procs = list(self._procs)  # kill_all() forgets those that exited
         try:
             self.kill_all(timeout=5.0)
         except NetnsError:
             pass
-        for proc in self._procs:
+        for proc in procs:
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()

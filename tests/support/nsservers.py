@@ -153,7 +153,7 @@ http {{
     server {{
         listen {ip}:{tls_port} ssl http2;
         listen {ip}:{h1_port};
-        ssl_certificate {cert};
+{extra_listen}        ssl_certificate {cert};
         ssl_certificate_key {key};
         location / {{ return 200 "ok"; }}
 {upstream}    }}
@@ -188,13 +188,15 @@ class NginxLine:
 
 
 class NsNginx:
-    """nginx inside ``host``: TLS (ALPN h2, http/1.1) on ``tls_port`` and plain
-    HTTP/1.1 on ``h1_port``; every location answers 200 "ok", except
+    """nginx inside ``host``: TLS (ALPN h2, http/1.1) on ``tls_port``, plain
+    HTTP/1.1 on ``h1_port``, optionally h2c with prior knowledge on
+    ``h2c_port`` and TLS without h2 on ``tls1_port``; every location answers 200 "ok", except
     ``/slow...``, proxied to ``upstream`` ("addr:port") when given."""
 
     def __init__(self, host: ServerHost, directory: Path, cert: Path, key: Path,
                  tls_port: int = 8443, h1_port: int = 8081,
-                 upstream: str | None = None) -> None:
+                 upstream: str | None = None, h2c_port: int | None = None,
+                 tls1_port: int | None = None) -> None:
         binary = find_nginx()
         if binary is None:
             raise NetnsError("nginx is not installed (apt-get install nginx-light)")
@@ -204,6 +206,7 @@ class NsNginx:
         self.cert, self.key = cert, key
         self.tls_port, self.h1_port = tls_port, h1_port
         self.upstream = upstream
+        self.h2c_port, self.tls1_port = h2c_port, tls1_port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -215,6 +218,22 @@ class NsNginx:
         return f"http://{self.host.ip}:{self.h1_port}"
 
     @property
+    def h2c_url(self) -> str:
+        """HTTP/2 with prior knowledge (``http_version=2``): needs ``h2c_port``."""
+        return f"http://{self.host.ip}:{self.h2c_port}"
+
+    @property
+    def tls1_url(self) -> str:
+        """HTTPS that offers no ALPN h2 (HTTP/1.1 only): needs ``tls1_port``."""
+        return f"https://{self.host.ip}:{self.tls1_port}"
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port it listens on."""
+        extra = [p for p in (self.h2c_port, self.tls1_port) if p is not None]
+        return [self.tls_port, self.h1_port, *extra]
+
+    @property
     def access_log(self) -> Path:
         return self.directory / "access.log"
 
@@ -223,9 +242,15 @@ class NsNginx:
         (d / "tmp").mkdir(parents=True, exist_ok=True)
         conf = d / "nginx.conf"
         upstream = _UPSTREAM.format(upstream=self.upstream) if self.upstream else ""
+        extra = ""
+        if self.h2c_port is not None:
+            extra += f"        listen {self.host.ip}:{self.h2c_port} http2;\n"
+        if self.tls1_port is not None:
+            extra += f"        listen {self.host.ip}:{self.tls1_port} ssl;\n"
         conf.write_text(_CONF.format(
             d=d, fmt=_LOG_FORMAT, ip=self.host.ip, tls_port=self.tls_port,
             h1_port=self.h1_port, cert=self.cert, key=self.key, upstream=upstream,
+            extra_listen=extra,
         ))
         return conf
 
@@ -239,7 +264,7 @@ class NsNginx:
         self._proc = proc = self.host.popen(args, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        for port in (self.tls_port, self.h1_port):
+        for port in self.ports:
             try:
                 self.host.wait_listening(port, timeout=max(0.1, deadline - time.monotonic()))
             except NetnsError:

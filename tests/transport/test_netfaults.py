@@ -24,6 +24,8 @@ from support.certs import Certs
 from support.netns import ServerHost, available
 from support.nsservers import H1Server, NsNginx, issue_ip_cert
 
+pytestmark = pytest.mark.netns
+
 POOL = 64  # idle keep-alive connections in the HTTP/1.1 pool
 AFTER = 200  # requests after the host returns
 
