@@ -18,6 +18,9 @@
 #define HAC_PRESIZE_MAX (1024 * 1024)
 
 static const char bad_status[] = "the status code is not three digits";
+static const char bad_line[] = "malformed status line";
+static const char bad_mismatch[] = "the status line is not HTTP/1.x or 2 "
+  "(libcurl read it as another status)";
 
 /* ------------------------------------------------------------ callbacks */
 
@@ -28,7 +31,9 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
   r->responded = true;
   if(r->in_body)
     return len; /* trailers: the body is already being captured */
-  if(len >= 5 && !memcmp(data, "HTTP/", 5)) {
+  /* libcurl takes any "http/" line for a status line (and an unknown one
+     for "HTTP/1.0 200"): so do we, to catch what it makes of it */
+  if(len >= 5 && !strncasecmp(data, "HTTP/", 5)) {
     /* a new response (1xx, redirect hop): keep only the last one */
     const char *p = memchr(data, ' ', len);
     const char *end = data + len;
@@ -40,7 +45,12 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
     r->res.reason_off = r->res.reason_len = 0;
     r->hdr_done = false;
     r->cl_seen = false;
-    if(p) {
+    r->line_status = 0;
+    if(!p) {
+      r->bad = bad_line;
+      return 0;
+    }
+    else {
       const char *digits = ++p;
       while(p < end && *p >= '0' && *p <= '9')
         p++;
@@ -50,6 +60,7 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
         r->bad = bad_status;
         return 0;
       }
+      r->line_status = (int32_t)strtol(digits, NULL, 10);
       if(p < end && *p == ' ')
         p++;
       r->res.reason_off = (size_t)(p - data);
@@ -305,8 +316,11 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
 
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
+  if(rc == CURLE_OK && !r->bad && r->hdr_done && code != r->line_status)
+    r->bad = bad_mismatch; /* e.g. "HTTP/2 404" on an HTTP/1 connection */
   /* no status at all when the status line is malformed */
-  r->res.status = r->bad == bad_status ? 0 : (int32_t)code;
+  r->res.status = r->bad == bad_status || r->bad == bad_line ||
+    r->bad == bad_mismatch ? 0 : (int32_t)code;
   r->res.http_version = (int32_t)ver;
   r->res.curl_code = (int32_t)rc;
   if(rc == CURLE_OK && !r->hdr_done)

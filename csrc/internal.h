@@ -145,6 +145,7 @@ struct hac_req {
   bool hdr_done;               /* the blank line ending the headers came */
   bool cl_seen;
   uint64_t cl;                 /* Content-Length of the last response */
+  int32_t line_status;         /* the code in its last status line */
   const char *bad;             /* why the response is malformed, or NULL */
   uint32_t shape;              /* see easy.c shape_of() */
   /* what each attempt's pre-request callback saw (capture.c on_prereq) */

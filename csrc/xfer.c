@@ -283,6 +283,7 @@ void hac_xfer_reset(struct hac_worker *w, struct hac_req *r)
   r->too_big = false;
   r->hdr_done = false;
   r->cl_seen = false;
+  r->line_status = 0;
   r->bad = NULL;
   r->errbuf[0] = '\0';
   r->res.body_off = r->res.reason_off = r->res.reason_len = 0;

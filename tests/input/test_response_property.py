@@ -17,8 +17,8 @@ closes.  The oracle reads what the server actually managed to send:
 
 Examples are derandomized (CI reproducible); ``HAC_PROP_RANDOM=1`` draws a
 random seed instead, ``HAC_PROP_EXAMPLES=N`` sets the count, and
-``HAC_TEST_SCALE`` (sanitizer runs) scales it down; ``HAC_PROP_STRICT=1``
-fails on the known libcurl 200 fallback (see FALLBACK_STATUS).
+``HAC_TEST_SCALE`` (sanitizer runs) scales it down; ``HAC_PROP_STRICT=0``
+accepts libcurl's 200 fallback that capture.c now refuses (see FALLBACK_STATUS).
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ HANDLER_WAIT_S = 5.0  # bound of the wait for the server to finish its script
 MAX_PIECE_DELAY_MS = 20
 
 STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})[ \r\n]")
-# Known libcurl behaviour (8.14; issue #17 report): a first line that starts
-# with "HTTP/" in any case but is not an HTTP/1.x status line ("http/",
-# "HTTP/2 404" on an HTTP/1.1 connection) is taken as "HTTP/1.0 200" (the
-# HTTP200ALIASES fallback), so the reply is ok with a 200 never sent.  The
-# oracle expects that by default; HAC_PROP_STRICT=1 makes it a failure.
-STRICT = os.environ.get("HAC_PROP_STRICT", "") not in ("", "0")
+# libcurl (8.14) takes a first line that starts with "HTTP/" in any case but
+# is not an HTTP/1.x status line ("http/", "HTTP/2 404" on an HTTP/1.1
+# connection) for "HTTP/1.0 200"; this test found that the reply was then ok
+# with a 200 never sent, and capture.c now fails it as a BAD_RESPONSE.  The
+# oracle is strict; HAC_PROP_STRICT=0 accepts the old fallback (to compare).
+STRICT = os.environ.get("HAC_PROP_STRICT", "1") not in ("", "0")
 FALLBACK_STATUS = 200
 
 

@@ -647,3 +647,17 @@ def test_close_releases_every_fd(fresh_http_server: HTTPTestServer, open_fds: Fd
     assert reply.ok
     del client
     open_fds.assert_back(None, "after the closed client was dropped", FD_SETTLE)
+
+
+@pytest.mark.parametrize("head", [b"http/\n\n", b"HTTP/2 404\r\n\r\n",
+                                  b"HTTP/1.1 100 C\r\n\r\nhttp/x\r\n\r\n"])
+def test_a_status_line_libcurl_would_read_as_200_is_refused(
+    raw_server_factory: RawServerFactory, head: bytes
+) -> None:
+    # found by tests/input/test_response_property.py: libcurl takes these
+    # for "HTTP/1.0 200"; the reply must not be ok with a status never sent
+    srv = raw_server_factory.reply(head)
+    with hac.Client(connection_timeout=3000) as c:
+        r = c.query(srv.url + "/").result()
+        assert not r.ok and r.status == 0, (r.status, r.err)
+        assert "BAD_RESPONSE" in (r.err or "") and c.stats()["errors"] == 1, r.err

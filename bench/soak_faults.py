@@ -1,0 +1,160 @@
+"""Soak under network faults (issue #17): a mixed load while the rig
+switches faults every few seconds.
+
+    python bench/soak_faults.py [--seconds 3600] [--switch 4] [--window 96]
+
+The servers run in a network namespace of the rig (tests/support/netns.py,
+faults.py; root needed): the Python HTTP/1.1 server and nginx (HTTPS/1.1,
+HTTP/2 over TLS, h2c).  The client keeps WINDOW requests in flight, a mix
+of GETs and POSTs over the four protocols, each with a 2 s deadline and
+``retries=1``, while every SWITCH seconds the next fault of the cycle is
+applied: none, 5% loss both ways, a black hole, the server's sockets
+killed (``ss -K``), the link down.  Every request must be answered exactly
+once (ok, a failed reply or a deadline miss; none lost, none twice); RSS
+after the warm-up (the first tenth of the run, at least 10 s) must not
+grow by 5% or more by the end; the client's fds and threads must be back
+to their baseline once it is closed.  Exits 1 on any miss.  Bounded in
+time (``--seconds``) and by the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import harness  # noqa: F401  (puts tests/ on sys.path)
+
+import http_async_client as hac
+from support.certs import make_certs
+from support.fds import FdBaseline
+from support.faultrun import os_threads, wait_threads
+from support.faults import Faults
+from support.netns import ServerHost
+from support.nsservers import H1Server, NsNginx, issue_ip_cert
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fault_cycle(faults: Faults, ports: list[int]) -> Iterator[tuple[str, contextlib.AbstractContextManager[object]]]:
+    for k in itertools.count():
+        kind = k % 5
+        if kind == 0:
+            yield "none", contextlib.nullcontext()
+        elif kind == 1:
+            yield "loss 5%", faults.loss(5)
+        elif kind == 2:
+            yield "black hole", faults.blackhole()
+        elif kind == 3:
+            @contextlib.contextmanager
+            def killed() -> Iterator[None]:
+                for p in ports:
+                    faults.kill_connections(p)
+                yield
+            yield "sockets killed", killed()
+        else:
+            yield "link down", faults.link_outage()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=3600.0)
+    p.add_argument("--switch", type=float, default=4.0)
+    p.add_argument("--window", type=int, default=96)
+    a = p.parse_args(argv)
+    fds = FdBaseline(collect=True)
+    threads = os_threads()
+    tmp = Path(tempfile.mkdtemp(prefix="soakf"))
+    certs = make_certs(tmp / "certs")
+    outcome: collections.Counter[str] = collections.Counter()
+    missing = dupes = 0
+    with ServerHost() as host:
+        faults = Faults(host)
+        h1 = H1Server(host, tmp)
+        h1.start()
+        cert, key = issue_ip_cert(certs, host.ip, tmp / "pki")
+        ngx = NsNginx(host, tmp / "nginx", cert, key, h2c_port=8082, tls1_port=8444)
+        ngx.start()
+        assert ngx.h2c_port is not None and ngx.tls1_port is not None
+        targets = [(h1.url, {}), (ngx.tls1_url, {}), (ngx.tls_url, {}),
+                   (ngx.h2c_url, {"http_version": 2})]
+        ports = [h1.port, ngx.tls1_port, ngx.tls_port, ngx.h2c_port]
+        t0 = time.monotonic()
+        end = t0 + a.seconds
+        # warm: two whole cycles of faults (each makes new connections, TLS
+        # sessions, buffers) or a tenth of the run
+        warm_until = t0 + max(10 * a.switch, a.seconds / 10)
+        rss_warm = 0
+        mem_warm = 0
+        pending: dict[int, float] = {}
+        sent = 0
+        try:
+            with hac.Client(workers=2, connection_timeout=2000, connect_timeout=500,
+                            retries=1, retry_backoff=10, tls_ca_file=str(certs.ca_cert)) as c:
+                cycle = fault_cycle(faults, ports)
+                name, cm = next(cycle)
+                cm.__enter__()
+                switch_at = t0 + a.switch
+                while time.monotonic() < end or pending:
+                    now = time.monotonic()
+                    if now >= switch_at and now < end:
+                        cm.__exit__(None, None, None)
+                        name, cm = next(cycle)
+                        cm.__enter__()
+                        switch_at = now + a.switch
+                    if now >= end and name != "done":
+                        cm.__exit__(None, None, None)
+                        name, cm = "done", contextlib.nullcontext()
+                    while now < end and len(pending) < a.window:
+                        base, opts = targets[sent % len(targets)]
+                        body = b"p" * 100 if sent % 3 == 0 else None
+                        h = c.query(f"{base}/{'post' if body else 'get'}/{sent}", body, **opts)
+                        pending[h.id] = now
+                        sent += 1
+                    for batch in c.completions(timeout=5, batch=True):
+                        for r in batch:
+                            if pending.pop(r.id, None) is None:
+                                dupes += 1  # ids are unique: a second reply
+                                continue
+                            outcome["ok" if r.ok else "timeout" if r.timed_out else "error"] += 1
+                        break
+                    if not rss_warm and time.monotonic() >= warm_until:
+                        rss_warm = rss_kib()
+                        mem_warm = c.stats()["mem_in_use"]
+                    if time.monotonic() > end + 30:
+                        missing = len(pending)
+                        break
+                rss_end = rss_kib()
+                st = c.stats()
+        finally:
+            faults.close()
+            ngx.stop()
+            h1.stop()
+    fds.assert_back(what="after the soak's client closed")
+    now_threads = wait_threads(threads)
+    growth = (rss_end - rss_warm) / rss_warm * 100 if rss_warm else 0.0
+    took = time.monotonic() - t0
+    print(f"soak under faults: {sent} requests in {took:.0f} s ({sent / took:.0f}/s), "
+          f"outcomes {dict(outcome)}, missing {missing}, answered twice {dupes}, "
+          f"retries {st['retries']}, resent {st['resent']}, dead connections "
+          f"{st['dead_connections']}; C memory in use {mem_warm} -> {st['mem_in_use']} B; RSS {rss_warm} -> {rss_end} KiB ({growth:+.1f}%); "
+          f"threads {threads} -> {now_threads}")
+    ok = (missing == 0 and dupes == 0 and sum(outcome.values()) == sent and growth < 5.0
+          and now_threads <= threads and outcome["ok"] > 0)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
