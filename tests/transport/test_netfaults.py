@@ -217,12 +217,13 @@ def _nginx(host: ServerHost, tmp_path: Path, certs: Certs,
     return ngx
 
 
-def _h2_warm(client: hac.Client, ngx: NsNginx, host: ServerHost, n: int = 20) -> None:
+def _h2_warm(client: hac.Client, ngx: NsNginx, host: ServerHost, n: int = 20,
+             marker: str = "/warm/") -> None:
     """``n`` requests multiplexed over the client's HTTP/2 connection(s)."""
-    warm = [client.query(f"{ngx.tls_url}/warm/{i}", timeout=10000) for i in range(n)]
+    warm = [client.query(f"{ngx.tls_url}{marker}{i}", timeout=10000) for i in range(n)]
     replies = replies_of(client, warm, 15)
     assert all(r.ok and r.http_version == "2" for r in replies), summary(replies)
-    lines = ngx.wait_log("/warm/", n)
+    lines = ngx.wait_log(marker, n)
     assert len(lines) == n and {ln.protocol for ln in lines} == {"HTTP/2.0"}
     assert host.client_connections(ngx.tls_port) == len({ln.conn for ln in lines}) >= 1
 
@@ -237,8 +238,21 @@ def test_h2_tls_after_host_returns(
     outage (requests that time out in the black hole and leave unacked bytes
     on the connection, so TCP is backing off when the host returns)."""
     ngx = _nginx(host, tmp_path, certs)
+    # the precondition (the client still holds the dead connection after the
+    # outage) is set up again when a loaded machine let libcurl see the
+    # outage and close it itself: up to three tries, then it fails
+    for attempt in range(3):
+        if _h2_after_host_returns(host, ngx, certs, tried, record_property, attempt):
+            return
+
+
+def _h2_after_host_returns(
+    host: ServerHost, ngx: NsNginx, certs: Certs, tried: bool,
+    record_property: Callable[[str, object], None], attempt: int,
+) -> bool:
+    last = attempt == 2
     with hac.Client(workers=1, connection_timeout=5000, tls_ca_path=certs.capath) as client:
-        _h2_warm(client, ngx, host)
+        _h2_warm(client, ngx, host, marker=f"/warm{attempt}/")
         before = host.client_connections(ngx.tls_port)
 
         def during() -> None:
@@ -251,8 +265,11 @@ def test_h2_tls_after_host_returns(
         t_up = host_vanishes(host, ngx.start, ngx.tls_port, during)
         # precondition: the client still holds the dead connection(s)
         after_outage = host.client_connections(ngx.tls_port)
+        if after_outage < 1 and not last:
+            return False
         assert after_outage >= 1, f"the outage reached the client ({before} -> {after_outage})"
-        handles = [client.query(f"{ngx.tls_url}/after/{i}", timeout=10000) for i in range(AFTER)]
+        handles = [client.query(f"{ngx.tls_url}/after{attempt}/{i}", timeout=10000)
+                   for i in range(AFTER)]
         got = collect(client, handles, 20)
         missing = [h.id for h in handles if h.id not in got]
         assert not missing, f"{len(missing)} replies never came"
@@ -266,8 +283,9 @@ def test_h2_tls_after_host_returns(
             f"first success {first_ok:.2f} s after link-up"
         )
         assert all(r.http_version == "2" and r.body == b"ok" for r in replies)
-        served = {ln.uri for ln in ngx.wait_log("/after/", AFTER)}
+        served = {ln.uri for ln in ngx.wait_log(f"/after{attempt}/", AFTER)}
         assert len(served) == AFTER
+    return True
 
 
 def test_h2_tls_inflight_during_outage(host: ServerHost, tmp_path: Path, certs: Certs) -> None:
