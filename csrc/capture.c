@@ -18,6 +18,7 @@
 #define HAC_PRESIZE_MAX (1024 * 1024)
 
 static const char bad_status[] = "the status code is not three digits";
+static const char bad_class[] = "the status code is below 100";
 static const char bad_line[] = "malformed status line";
 static const char bad_mismatch[] = "the status line is not HTTP/1.x or 2 "
   "(libcurl read it as another status)";
@@ -61,6 +62,10 @@ size_t hac_on_header(char *data, size_t size, size_t n, void *userp)
         return 0;
       }
       r->line_status = (int32_t)strtol(digits, NULL, 10);
+      if(r->line_status < 100) { /* "000": no status class at all */
+        r->bad = bad_class;
+        return 0;
+      }
       if(p < end && *p == ' ')
         p++;
       r->res.reason_off = (size_t)(p - data);
@@ -320,7 +325,7 @@ void hac_result_done(struct hac_worker *w, struct hac_req *r, CURLcode rc)
     r->bad = bad_mismatch; /* e.g. "HTTP/2 404" on an HTTP/1 connection */
   /* no status at all when the status line is malformed */
   r->res.status = r->bad == bad_status || r->bad == bad_line ||
-    r->bad == bad_mismatch ? 0 : (int32_t)code;
+    r->bad == bad_class || r->bad == bad_mismatch ? 0 : (int32_t)code;
   r->res.http_version = (int32_t)ver;
   r->res.curl_code = (int32_t)rc;
   if(rc == CURLE_OK && !r->hdr_done)

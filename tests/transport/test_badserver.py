@@ -650,7 +650,8 @@ def test_close_releases_every_fd(fresh_http_server: HTTPTestServer, open_fds: Fd
 
 
 @pytest.mark.parametrize("head", [b"http/\n\n", b"HTTP/2 404\r\n\r\n",
-                                  b"HTTP/1.1 100 C\r\n\r\nhttp/x\r\n\r\n"])
+                                  b"HTTP/1.1 100 C\r\n\r\nhttp/x\r\n\r\n", b"HTTP/2 000\n\n",
+                                  b"HTTP/1.1 000 X\r\n\r\n"])
 def test_a_status_line_libcurl_would_read_as_200_is_refused(
     raw_server_factory: RawServerFactory, head: bytes
 ) -> None:
@@ -659,5 +660,11 @@ def test_a_status_line_libcurl_would_read_as_200_is_refused(
     srv = raw_server_factory.reply(head)
     with hac.Client(connection_timeout=3000) as c:
         r = c.query(srv.url + "/").result()
+        if not CURL8 and head.startswith(b"HTTP/2 404"):
+            # libcurl 7.88 reads it as an HTTP/2-style status line: the 404 sent
+            assert r.ok and r.status == 404, (r.status, r.err)
+            return
         assert not r.ok and r.status == 0, (r.status, r.err)
-        assert "BAD_RESPONSE" in (r.err or "") and c.stats()["errors"] == 1, r.err
+        assert r.err and c.stats()["errors"] == 1, r.err
+        if CURL8:  # (7.88 refuses some of them itself)
+            assert "BAD_RESPONSE" in r.err, r.err
