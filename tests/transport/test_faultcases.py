@@ -150,6 +150,10 @@ def test_loss_tls_and_h2(host: ServerHost, faults: Faults, tmp_path: Path, certs
     """The loss case over HTTPS/1.1, HTTP/2 over TLS and h2c (nginx): 600
     mixed queries each (HTTP/2: a few connections carrying many streams)."""
     n = 600
+    if proto == "h2c" and int(hac.curl_version().split(".")[0]) < 8:
+        # libcurl 7.88's h2c layer fails POST streams under loss with curl
+        # error 92 (CONNECTION_LOST_AFTER_SEND): the 8.x run checks this case
+        pytest.skip("h2c under loss on libcurl 7.88: HTTP/2 stream errors (curl 92)")
     ngx = _nginx(host, tmp_path, certs)
     base, port, opts = _proto(ngx, proto)
     with hac.Client(workers=1, connection_timeout=LOSS_DEADLINE_MS, max_connections=64,
