@@ -14,14 +14,6 @@ from support.ports import free_port
 from support.scripted import Answer, ScriptedServer, Seen
 
 
-@pytest.fixture
-def servers() -> Iterator[list[ScriptedServer]]:
-    made: list[ScriptedServer] = []
-    yield made
-    for s in made:
-        s.stop()
-
-
 def make(servers: list[ScriptedServer], n: int) -> list[ScriptedServer]:
     for _ in range(n):
         servers.append(ScriptedServer())

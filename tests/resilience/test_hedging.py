@@ -12,14 +12,6 @@ import http_async_client as hac
 from support.scripted import Answer, ScriptedServer, Seen
 
 
-@pytest.fixture
-def servers() -> Iterator[list[ScriptedServer]]:
-    made: list[ScriptedServer] = []
-    yield made
-    for s in made:
-        s.stop()
-
-
 def slow(delay: float):  # type: ignore[no-untyped-def]
     return lambda seen, i: Answer(delay=delay, body=b"slow")
 

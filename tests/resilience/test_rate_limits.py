@@ -11,14 +11,6 @@ import http_async_client as hac
 from support.scripted import Answer, ScriptedServer
 
 
-@pytest.fixture
-def servers() -> Iterator[list[ScriptedServer]]:
-    made: list[ScriptedServer] = []
-    yield made
-    for s in made:
-        s.stop()
-
-
 def test_rate_limit_lets_the_rate_through(servers: list[ScriptedServer]) -> None:
     s = ScriptedServer()
     servers.append(s)

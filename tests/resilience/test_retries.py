@@ -19,14 +19,6 @@ def reset_first(n: int):  # type: ignore[no-untyped-def]
     return script
 
 
-@pytest.fixture
-def servers() -> Iterator[list[ScriptedServer]]:
-    made: list[ScriptedServer] = []
-    yield made
-    for s in made:
-        s.stop()
-
-
 def test_reset_twice_then_ok(servers: list[ScriptedServer]) -> None:
     s = ScriptedServer(reset_first(2))
     servers.append(s)
