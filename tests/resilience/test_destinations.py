@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
 
 import pytest
 

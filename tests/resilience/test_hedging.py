@@ -4,7 +4,6 @@ cancelled at once, a client-wide budget (issue #15)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 

@@ -4,7 +4,6 @@ retry_statuses with Retry-After, and the counters (issue #15)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
