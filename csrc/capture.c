@@ -279,26 +279,33 @@ static void lost_after_send(struct hac_req *r,
   r->res.err = r->errtext;
 }
 
-/* Which phase a transfer that timed out was in, from the times libcurl
-   recorded (a phase not reached reads 0). */
+/* Which phase a transfer that timed out was in, from what libcurl
+   recorded.  The request counts as sent when libcurl sent its bytes (or
+   reached pretransfer on a connection it connected): libcurl 8.2x fills in
+   the pretransfer and first-byte times of a transfer that timed out while
+   connecting, so those times alone no longer tell. */
 static const char *timeout_phase(struct hac_req *r)
 {
   CURL *e = r->easy;
-  curl_off_t tcp = 0, tls = 0, sent = 0, first = 0;
+  curl_off_t tcp = 0, tls = 0, sent = 0, got = 0;
+  long req = 0, head = 0;
   if(strstr(r->errbuf, "too slow"))
     return "slower than low_speed_limit for low_speed_time";
-  curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &sent);
-  if(sent) {
-    curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &first);
-    return first ? "receiving the response" : "waiting for the response";
-  }
   curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &tcp);
   curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &tls);
-  if(!tcp)
+  curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &sent);
+  curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &req);
+  if(req > 0 || (sent > 0 && tcp > 0)) {
+    curl_easy_getinfo(e, CURLINFO_HEADER_SIZE, &head);
+    curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    return (head > 0 || got > 0) ? "receiving the response" :
+      "waiting for the response";
+  }
+  if(tcp <= 0)
     /* an IP address "resolves" in microseconds: libcurl's text tells */
     return strstr(r->errbuf, "esolv") ? "connect (DNS lookup)" :
       "connect (TCP)";
-  if(!tls && !strncasecmp(r->url, "https:", 6))
+  if(tls <= 0 && !strncasecmp(r->url, "https:", 6))
     return "connect (TLS handshake)";
   return "connect (proxy or tunnel)";
 }

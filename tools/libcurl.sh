@@ -9,6 +9,13 @@
 #                                   libcurl4-openssl-dev .debs from the bookworm
 #                                   suites) unpacked into DIR, for a build kept
 #                                   apart from the system's: HAC_CURL_PREFIX=DIR
+#   tools/libcurl.sh source DIR     the newest libcurl Debian publishes as source
+#                                   (the curl source package of the testing and
+#                                   unstable suites, same URIs as the machine's
+#                                   Debian entry, checked by apt against the
+#                                   archive's signatures) built into DIR/usr:
+#                                   what the wheel bundles; HAC_CURL_PREFIX=DIR.
+#                                   HAC_CURL_SOURCE=8.22.0-1 picks the version
 #   tools/libcurl.sh version        the installed libcurl4-openssl-dev's version
 #   tools/libcurl.sh mirror         the first URI of the machine's Debian bookworm
 #                                   source (tools/wheel_smoke.sh's debootstrap)
@@ -102,10 +109,87 @@ private() {
   echo "$ver" > "$dir/.ok"
 }
 
+# libcurl's features beyond HTTP(S) that the core never uses are left out;
+# the TLS library, HTTP/2, compression, IDN and the public suffix list are
+# the ones Debian's libcurl4-openssl-dev already depends on (their headers
+# come with it).  The default CA file is Debian's bundle and there is no
+# default CA directory: libcurl >= 8.2x adds a built-in directory to every
+# transfer that sets none (CURLOPT_CAPATH NULL no longer clears it), and a
+# directory turns its CA cache off and widens a caller's tls_ca_file
+CONFIGURE=(--with-openssl --with-nghttp2 --with-zlib --with-brotli --with-zstd
+  --with-libidn2 --with-libpsl --with-gssapi --enable-ntlm --without-libssh2 --without-librtmp
+  --disable-ldap --disable-ldaps --disable-rtsp --disable-dict --disable-telnet
+  --disable-tftp --disable-pop3 --disable-imap --disable-smtp --disable-gopher
+  --disable-mqtt --disable-smb --disable-manual --disable-docs --disable-static
+  --enable-versioned-symbols --enable-unity
+  --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path)
+
+source_build() {
+  local dir=$1
+  if [ -f "$dir/.ok" ]; then
+    return 0
+  fi
+  local uris tmp apt ver cand pkg need=()
+  # the build needs make and the headers of what libcurl links; Debian's
+  # libcurl4-openssl-dev depends on every one of them
+  for pkg in make gcc libcurl4-openssl-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
+  if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  uris=$(debian_uris) || { log "no Debian bookworm apt source found to copy"; return 1; }
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/parts" "$tmp/src"
+  printf 'Types: deb-src\nURIs: %s\nSuites: forky sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uris" > "$tmp/src.sources"
+  # a private apt state: the machine's own apt configuration is not touched
+  apt=(-o "Dir::Etc::SourceList=$tmp/src.sources" -o "Dir::Etc::SourceParts=$tmp/parts"
+       -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
+  apt-get "${apt[@]}" update -qq
+  ver=""
+  if [ -n "${HAC_CURL_SOURCE:-}" ]; then
+    cand=$HAC_CURL_SOURCE
+  else
+    # newest first; release candidates skipped; a version still listed but
+    # already gone from the pool fails to download and the next is tried
+    cand=$(apt-cache "${apt[@]}" showsrc curl | awk '/^Version:/ {print $2}' |
+      grep -v '~' | sort -u -r -V)
+  fi
+  for v in $cand; do
+    if (cd "$tmp/src" && apt-get "${apt[@]}" source --download-only -qq "curl=$v" >/dev/null 2>&1); then
+      ver=$v
+      break
+    fi
+    rm -f "$tmp/src"/*
+  done
+  [ -n "$ver" ] || { log "no curl source package could be downloaded (tried: $(echo $cand))"; rm -rf "$tmp"; return 1; }
+  log "building libcurl ${ver%%-*} (Debian source curl=$ver) into $dir"
+  tar -xf "$(ls "$tmp"/src/curl_*.orig.tar.* | grep -v "\.asc$" | head -1)" -C "$tmp/src"
+  local top
+  top=$(find "$tmp/src" -maxdepth 1 -type d -name 'curl-*' | head -1)
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  (
+    cd "$top"
+    ./configure -q --prefix="$dir/usr" "${CONFIGURE[@]}" > "$tmp/build.log" 2>&1
+    make -s -C lib -j "$(nproc)" libcurl.la >> "$tmp/build.log" 2>&1
+    make -s -C lib install-libLTLIBRARIES >> "$tmp/build.log" 2>&1
+    make -s -C include install >> "$tmp/build.log" 2>&1
+    make -s install-pkgconfigDATA install-binSCRIPTS >> "$tmp/build.log" 2>&1
+  ) || { tail -30 "$tmp/build.log" >&2; rm -rf "$tmp"; return 1; }
+  rm -rf "$tmp"
+  echo "$ver" > "$dir/.ok"
+  log "$("$dir/usr/bin/curl-config" --version) in $dir"
+}
+
 case "${1:-}" in
   ensure8) ensure8 ;;
+  source) source_build "${2:?usage: tools/libcurl.sh source DIR}" ;;
   private) private "${2:?usage: tools/libcurl.sh private DIR}" ;;
   version) sys_version ;;
   mirror) uris=$(debian_uris) && echo "${uris%% *}" ;;
-  *) echo "usage: tools/libcurl.sh ensure8 | private DIR | version | mirror" >&2; exit 2 ;;
+  *) echo "usage: tools/libcurl.sh ensure8 | private DIR | source DIR | version | mirror" >&2; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ from support.nsservers import H1Server, NsNginx, issue_ip_cert
 pytestmark = pytest.mark.netns
 
 Record = Callable[[str, object], None]
-CONN_ERR = re.compile(r"reset|connection|recv failure|send failure|HTTP/2|stream", re.I)
+CONN_ERR = re.compile(r"reset|connect|recv failure|send failure|HTTP/2|stream", re.I)
 MIB = 1024 * 1024
 
 
@@ -86,11 +86,18 @@ LOSS_N = 2000
 LOSS_DEADLINE_MS = 3000
 
 
+# a reset during the TLS handshake: seen once in 4 runs of the HTTPS/1.1
+# case on libcurl 8.22 (curl 35, "Recv failure: Connection reset by peer");
+# the request never went out, and the reply says so
+HANDSHAKE_RESET = re.compile(r"SSL connect error.*reset", re.I)
+
+
 def _loss_run(
-    client: hac.Client, base: str, n: int, opts: dict[str, Any],
+    client: hac.Client, base: str, n: int, opts: dict[str, Any], tls: bool = False,
 ) -> tuple[list[hac.Reply], list[str], float]:
     """n mixed queries (every third a POST) under the active loss; returns
-    the replies in order, their targets and the p99 (ms) of the ok ones."""
+    the replies in order, their targets and the p99 (ms) of the ok ones.
+    With ``tls``, a reset during the handshake is also a clean outcome."""
     targets = [f"/{'post' if i % 3 == 0 else 'get'}/{i}" for i in range(n)]
 
     def make(i: int) -> hac.QueryHandle:
@@ -104,13 +111,14 @@ def _loss_run(
     assert not run.missing, f"{len(run.missing)}/{n} replies never came (lost)"
     assert run.elapsed < 60
     replies = run.replies
-    bad = [r for r in replies if not r.ok and not r.timed_out]
+    bad = [r for r in replies if not r.ok and not r.timed_out
+           and not (tls and HANDSHAKE_RESET.search(r.err or ""))]
     assert not bad, f"neither ok nor a deadline miss: {summary(bad)}"
     for r in replies:
         if r.timed_out:
             with pytest.raises(hac.TransferTimeout):
                 r.raise_for_error()
-        else:
+        elif r.ok:
             assert r.status == 200 and r.body in (b"ok", b"posted"), (r.status, r.body)
     p99 = percentile((t.took * 1000 for t in run.items if t.reply and t.reply.ok), 0.99)
     return replies, targets, p99
@@ -159,7 +167,7 @@ def test_loss_tls_and_h2(host: ServerHost, faults: Faults, tmp_path: Path, certs
     with hac.Client(workers=1, connection_timeout=LOSS_DEADLINE_MS, max_connections=64,
                     tls_ca_path=certs.capath) as client:
         with faults.loss(5, port):
-            replies, targets, p99 = _loss_run(client, base, n, opts)
+            replies, targets, p99 = _loss_run(client, base, n, opts, tls=proto != "h2c")
         want = "1.1" if proto == "https1" else "2"
         assert {r.http_version for r in replies if r.ok} <= {want}
         lines = ngx.wait_log("/", sum(r.ok for r in replies), timeout=5)
@@ -167,6 +175,9 @@ def test_loss_tls_and_h2(host: ServerHost, faults: Faults, tmp_path: Path, certs
         for ln in lines:
             seen[ln.uri] = seen.get(ln.uri, 0) + 1
         _check_once(replies, targets, seen)
+        # a request whose handshake was reset never reached nginx
+        reset = [t for r, t in zip(replies, targets) if not r.ok and not r.timed_out]
+        assert not [t for t in reset if seen.get(t)], reset
         check_counters(client, n)
     _note(record_property, f"loss_{proto}_p99_ms", round(p99, 1))
     _note(record_property, f"loss_{proto}_deadline_misses", sum(r.timed_out for r in replies))
