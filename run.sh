@@ -4,9 +4,15 @@
 #                       loopback server)
 # ./run.sh test [ARGS]  the same install and build, then the whole test suite
 # ./run.sh sanitize     the C core built with ASan+UBSan (whole suite) and
-#                       with TSan (the threading tests); any report fails
+#                       with TSan (the threading tests), on the wheel's libcurl
+#                       (built from Debian's source into .deps/curl-src); any
+#                       report fails
 # ./run.sh fuzz [SECONDS]   the libFuzzer harnesses (fuzz/), each run for
 #                       SECONDS (default 60) under ASan+UBSan; a crash fails
+# ./run.sh soak-faults [SECONDS]  bench/soak.py --faults: mixed HTTP/1.1,
+#                       HTTPS and HTTP/2 load while the fault rig switches
+#                       faults (default 120 s); a lost or doubled reply, RSS
+#                       growth >= 5% or a leaked fd fails
 # ./run.sh test-curl7 [ARGS]  the suite against Debian 12's own libcurl 7.88,
 #                       unpacked into .deps/curl-7.88 (tools/libcurl.sh private)
 #                       and built in a clean copy into .venv-curl7
@@ -54,11 +60,15 @@ clean_install() {
   rm -rf "$src"
 }
 
+# the sanitizer builds run on the libcurl the wheel bundles (the newest
+# Debian publishes as source, tools/libcurl.sh source), so that CI's suites
+# cover it beside the system's (test) and Debian 12's own 7.88 (test-curl7)
 sanitize() {
   local kind=$1 flags=$2 preload=$3
   shift 3
-  local venv=".venv-$kind"
-  clean_install "$venv" HAC_SANITIZE="$flags" HAC_FAULT_INJECTION=1
+  local venv=".venv-$kind" prefix=$PWD/.deps/curl-src
+  bash tools/libcurl.sh source "$prefix"
+  clean_install "$venv" HAC_SANITIZE="$flags" HAC_FAULT_INJECTION=1 HAC_CURL_PREFIX="$prefix"
   # refuse to "pass" with an uninstrumented build
   local so
   so=$(env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$venv/bin/python" -c \
@@ -67,7 +77,8 @@ sanitize() {
   env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$venv/bin/python" -c \
     'from http_async_client._ffi import lib; assert lib.hac_fault_inject(-1) >= 0' ||
     { echo "run.sh: $so lacks fault injection" >&2; exit 1; }
-  echo "run.sh: $kind build ($flags)" >&2
+  echo "run.sh: $kind build ($flags), libcurl $(env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 \
+    "$venv/bin/python" -c 'import http_async_client as h; print(h.curl_version())')" >&2
   env LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
@@ -113,6 +124,11 @@ case "${1:-}" in
       tests/api/test_latency.py::test_latency_read_while_workers_write \
       --deselect tests/transport/test_stream.py::test_a_large_stream_in_constant_memory \
       --deselect tests/resilience/test_fork_destinations.py "$@"
+    ;;
+  soak-faults)
+    # bench/soak.py --faults: the mixed load under switching network faults
+    # (root: the fault rig's namespaces), SECONDS long (default 120)
+    exec "$VENV/bin/python" bench/soak.py --faults --seconds "${2:-120}"
     ;;
   fuzz)
     shift

@@ -1,11 +1,16 @@
 """Soak: a long run of mixed requests; RSS must stay flat.
 
     python bench/soak.py [TOTAL] [--max-seconds S]
+    python bench/soak.py --faults [--seconds 3600] [--switch 4] [--window 96]
 
-Successes, HTTP errors, refused connections and deadline misses against the
-package's loopback server (a child process), keeping 256 in flight.  Prints
-RSS after 50,000 requests and at the end; exits 1 if it grew by 5 % or more
-or if any reply went missing.  Bounded in count and in time.
+Plain: successes, HTTP errors, refused connections and deadline misses
+against the package's loopback server (a child process), keeping 256 in
+flight.  Prints RSS after 50,000 requests and at the end; exits 1 if it grew
+by 5 % or more or if any reply went missing.  Bounded in count and in time.
+
+``--faults``: HTTP/1.1, HTTPS and HTTP/2 against servers in a network
+namespace while the fault rig switches faults every few seconds (root
+needed; soak_faults.py says what is checked).
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ def rss_kib() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--faults" in argv:
+        # imported here: the plain soak needs neither root nor the test rig
+        import soak_faults
+        return soak_faults.main([a for a in argv if a != "--faults"])
     p = argparse.ArgumentParser()
     p.add_argument("total", nargs="?", type=int, default=1_000_000)
     p.add_argument("--max-seconds", type=float, default=1800.0)

@@ -1,7 +1,7 @@
 """Soak under network faults (issue #17): a mixed load while the rig
 switches faults every few seconds.
 
-    python bench/soak_faults.py [--seconds 3600] [--switch 4] [--window 96]
+    python bench/soak.py --faults [--seconds 3600] [--switch 4] [--window 96]
 
 The servers run in a network namespace of the rig (tests/support/netns.py,
 faults.py; root needed): the Python HTTP/1.1 server and nginx (HTTPS/1.1,
@@ -39,13 +39,7 @@ from support.faults import Faults
 from support.netns import ServerHost
 from support.nsservers import H1Server, NsNginx, issue_ip_cert
 
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from soak import rss_kib
 
 
 def fault_cycle(faults: Faults, ports: list[int]) -> Iterator[tuple[str, contextlib.AbstractContextManager[object]]]:
@@ -98,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         warm_until = t0 + max(10 * a.switch, a.seconds / 10)
         rss_warm = 0
         mem_warm = 0
+        # (seconds, RSS KiB, C core bytes in use): where growth comes from
+        series: list[tuple[int, int, int]] = []
+        sample_every = max(5 * a.switch, a.seconds / 12)
+        sample_at = t0 + sample_every
         pending: dict[int, float] = {}
         sent = 0
         try:
@@ -133,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                     if not rss_warm and time.monotonic() >= warm_until:
                         rss_warm = rss_kib()
                         mem_warm = c.stats()["mem_in_use"]
+                    if time.monotonic() >= sample_at:
+                        series.append((round(time.monotonic() - t0), rss_kib(), c.stats()["mem_in_use"]))
+                        sample_at += sample_every
                     if time.monotonic() > end + 30:
                         missing = len(pending)
                         break
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
           f"retries {st['retries']}, resent {st['resent']}, dead connections "
           f"{st['dead_connections']}; C memory in use {mem_warm} -> {st['mem_in_use']} B; RSS {rss_warm} -> {rss_end} KiB ({growth:+.1f}%); "
           f"threads {threads} -> {now_threads}")
+    print("  (s, RSS KiB, C bytes in use): " + " ".join(f"{t}:{r}:{m}" for t, r, m in series))
     ok = (missing == 0 and dupes == 0 and sum(outcome.values()) == sent and growth < 5.0
           and now_threads <= threads and outcome["ok"] > 0)
     return 0 if ok else 1
