@@ -2,9 +2,11 @@
 # tools/wheel.sh: the sdist and the manylinux wheel into dist/ (./run.sh wheel).
 #
 #   1. python -m build: the sdist, then a wheel built from that sdist in an
-#      isolated environment, against the system's libcurl (>= 8 required:
-#      tools/libcurl.sh ensure8 installs 8.x from bookworm-backports) and
-#      libev; cffi makes _native.abi3.so, so the wheel is cp310-abi3
+#      isolated environment, against the newest libcurl Debian publishes as
+#      source, built into .deps/curl-src (tools/libcurl.sh source: 8.22.0 on
+#      2026-12-02; HAC_WHEEL_CURL=system takes the system's libcurl >= 8
+#      instead) and libev; cffi makes _native.abi3.so, so the wheel is
+#      cp310-abi3
 #   2. auditwheel repair: copies libcurl, libev and every library they load
 #      that is not on the manylinux baseline into http_async_client.libs/
 #      (renamed with a hash, so no system libcurl can stand in for them) and
@@ -18,10 +20,19 @@ cd "$(dirname "$0")/.."
 log() { echo "wheel.sh: $*" >&2; }
 
 PY=${PYTHON:-python3}
-curl_ver=$(bash tools/libcurl.sh version)
-if [ "${curl_ver%%.*}" -lt 8 ] 2>/dev/null; then
-  log "the system's libcurl is $curl_ver: a wheel bundles libcurl >= 8 (tools/libcurl.sh ensure8)"
-  exit 1
+if [ "${HAC_WHEEL_CURL:-source}" = system ]; then
+  curl_ver=$(bash tools/libcurl.sh version)
+  if [ "${curl_ver%%.*}" -lt 8 ] 2>/dev/null; then
+    log "the system's libcurl is $curl_ver: a wheel bundles libcurl >= 8 (tools/libcurl.sh ensure8)"
+    exit 1
+  fi
+else
+  # the build (and the isolated environment pip makes for it) takes
+  # libcurl's headers and library from the prefix; auditwheel finds it
+  # through the core's run path and bundles it
+  export HAC_CURL_PREFIX=$PWD/.deps/curl-src
+  bash tools/libcurl.sh source "$HAC_CURL_PREFIX"
+  curl_ver=$("$HAC_CURL_PREFIX/usr/bin/curl-config" --version | awk '{print $2}')
 fi
 
 venv=.venv-build
