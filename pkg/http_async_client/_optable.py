@@ -8,8 +8,9 @@ and how it reaches C (a ``hac_config`` field for the client's value, an
 ``HAC_O_*`` key for one query's).  ``Client.__init__``, ``client.params``,
 the client's attributes, ``query()``'s option keywords, ``http_req`` and
 the option tables of docs/api.md are derived from it; adding a per-query
-option is one row here (plus its key in ``QueryOptions`` for type
-checkers, which a test keeps equal to the table) and its ``setopt`` in C.
+option is one row here (a resilience option's: in ``_resilience``, next
+to its checks), plus its key in ``QueryOptions`` for type checkers, which
+a test keeps equal to the table, and its ``setopt`` in C.
 The rows' C names are looked up in the compiled module at import, so a
 name that C does not define fails at once.
 """
@@ -17,8 +18,7 @@ name that C does not define fails at once.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
+from typing import Any, Iterable, Mapping, Sequence, TypedDict
 
 from ._bodies import BodyArg, FormArg, OutputArg
 from ._ffi import ffi, lib
@@ -37,20 +37,8 @@ from ._transport import (
     query_connect_to,
     query_resolve,
 )
-from ._resilience import (
-    check_budget,
-    check_hedge_after,
-    check_queue_wait,
-    check_rate_limit,
-    check_retries,
-    check_retry_statuses,
-    hedge_code,
-    query_hedge_after,
-    query_queue_wait,
-    query_retry_statuses,
-    rate_limit_text,
-    statuses_text,
-)
+from ._optrow import Check, Opt
+from ._resilience import RESILIENCE_ROWS, hedge_code, rate_limit_text, statuses_text
 from ._version import __version__
 from ._validate import (
     HeadersArg,
@@ -70,28 +58,6 @@ from ._validate import (
     path_text,
     to_int,
 )
-
-Check = Callable[[str, object], Any]
-
-
-@dataclass(frozen=True)
-class Opt:
-    """One setting.  ``client``: the ``Client`` keyword (None: per query
-    only); ``query``: the ``query()`` keyword (None: client only)."""
-
-    client: str | None
-    query: str | None
-    default: Any = None
-    client_check: Check | None = None
-    query_check: Check | None = None
-    cfg: str | None = None          # hac_config field of the client's value
-    key: str | None = None          # HAC_O_* of one query's value
-    http_req: bool = True           # the query name is also an http_req key
-    aliases: tuple[str, ...] = ()   # other http_req spellings (Kamailio's)
-    attribute: bool = True          # the client has it as an attribute
-    since: str = ""                 # "5.x"/"6.2": the seed version; "ours": not the seed's
-    doc: str = ""                   # for docs/api.md (markdown)
-
 
 _MB = 1024 * 1024
 
@@ -255,46 +221,7 @@ ROWS: tuple[Opt, ...] = (
         cfg="user_agent", since="ours",
         doc="`User-Agent` sent unless a query's headers replace (`User-Agent: x`) or "
             "remove (`User-Agent:`) it; `\"\"`: none"),
-    Opt("retries", "retries", 0, check_retries, check_retries, cfg="retries",
-        key="HAC_O_RETRIES", since="ours",
-        doc="attempts after the first, all inside the one deadline: a request that "
-            "failed before any response byte (refused, reset, stale connection, "
-            "connect timeout; a POST/PATCH only if it was not sent or `retry_unsafe`), "
-            "and an idempotent one (or `retry_unsafe`) that failed later or got a "
-            "status in `retry_statuses`; `Reply.attempts` counts them"),
-    Opt("retry_statuses", "retry_statuses", frozenset(), check_retry_statuses,
-        query_retry_statuses, cfg="retry_statuses", key="HAC_O_RETRY_STATUSES",
-        since="ours",
-        doc="HTTP statuses that are retried, e.g. `{502, 503, 504}`; a `Retry-After` "
-            "(seconds or a date) is honoured when it fits in the deadline, else the "
-            "reply stands"),
-    Opt("retry_backoff", "retry_backoff", 50, check_nonneg, check_nonneg,
-        cfg="retry_backoff", key="HAC_O_RETRY_BACKOFF", since="ours",
-        doc="ms, base of the exponential backoff with full jitter between attempts "
-            "(uniform in 0..min(1000, base x 2^n)); an attempt that would start after "
-            "the deadline is not made: the reply is a timeout naming the last error"),
-    Opt(None, "retry_unsafe", None, None, check_flag, key="HAC_O_RETRY_UNSAFE",
-        since="ours",
-        doc="True: retry a POST/PATCH as if it were idempotent (the server may "
-            "then run it twice)"),
-    Opt("hedge_after", "hedge_after", None, check_hedge_after, query_hedge_after,
-        cfg="hedge_after", key="HAC_O_HEDGE_AFTER", since="ours",
-        doc='ms, or `"p95"` (any `"pNN"`: that percentile of the origin\'s time to '
-            "first byte, once known): an idempotent request with no response by then "
-            "gets one copy (to the next destination of its set); the first complete "
-            "reply wins, the other is cancelled; `Reply.hedged`"),
-    Opt("hedge_budget", None, 0.1, check_budget, cfg="hedge_budget", since="ours",
-        doc="hedges are at most this share of the client's requests (0..1)"),
-    Opt("max_queue_wait", "max_queue_wait", None, check_queue_wait, query_queue_wait,
-        cfg="max_queue_wait", key="HAC_O_MAX_QUEUE_WAIT", since="ours",
-        doc="ms a request may wait for a connection slot (`max_connections`) or a "
-            "`rate_limit` slot; past it it fails at once (`QUEUE_WAIT`/`RATE_LIMITED`: "
-            "load shedding) instead of spending its deadline queued"),
-    Opt("rate_limit", None, None, check_rate_limit, cfg="rate_limit", since="ours",
-        doc='`{"http://host:port": requests_per_s}`: each origin sends at most that '
-            "rate (no burst); waiting requests keep their deadline running and miss it "
-            "with `err` naming the rate limit"),
-)
+) + RESILIENCE_ROWS
 
 CLIENT_ROWS = tuple(r for r in ROWS if r.client is not None)
 QUERY_ROWS = tuple(r for r in ROWS if r.query is not None)

@@ -1,10 +1,12 @@
-"""Retries, hedges, rate limits and destination sets: their checks, and the
-``Client`` methods that define and show destination sets.
+"""Retries, hedges, rate limits and destination sets: their checks and
+option-table rows, and the ``Client`` methods that define and show
+destination sets.
 
 Strategy: all of it runs in the C worker (retry.c, hedge.c, limit.c,
 dest.c); Python checks the values once and hands them over as option-table
-rows (``_optable``) or, for a destination set, with one call per
-definition.  Nothing here runs per request.
+rows (``RESILIENCE_ROWS``, which ``_optable`` appends to its own) or, for
+a destination set, with one call per definition.  Nothing here runs per
+request.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from ._exceptions import InvalidOption, InvalidOptionType
 from ._ffi import ffi, lib
 from ._latency import origin_key
-from ._validate import DEST_NAMES, check_url, to_int
+from ._optrow import Opt
+from ._validate import DEST_NAMES, check_flag, check_nonneg, check_url, to_int
 
 ALGORITHMS = {
     "round_robin": lib.HAC_ALG_ROUND_ROBIN,
@@ -159,6 +162,51 @@ def rate_limit_text(value: Mapping[str, float]) -> str:
     return "\n".join(f"{k} {v!r}" for k, v in value.items())
 
 
+# The rows sit here, next to their checks; _optable appends them to its
+# own, so their order is that of Client's keywords and docs/api.md's tables.
+RESILIENCE_ROWS: tuple[Opt, ...] = (
+    Opt("retries", "retries", 0, check_retries, check_retries, cfg="retries",
+        key="HAC_O_RETRIES", since="ours",
+        doc="attempts after the first, all inside the one deadline: a request that "
+            "failed before any response byte (refused, reset, stale connection, "
+            "connect timeout; a POST/PATCH only if it was not sent or `retry_unsafe`), "
+            "and an idempotent one (or `retry_unsafe`) that failed later or got a "
+            "status in `retry_statuses`; `Reply.attempts` counts them"),
+    Opt("retry_statuses", "retry_statuses", frozenset(), check_retry_statuses,
+        query_retry_statuses, cfg="retry_statuses", key="HAC_O_RETRY_STATUSES",
+        since="ours",
+        doc="HTTP statuses that are retried, e.g. `{502, 503, 504}`; a `Retry-After` "
+            "(seconds or a date) is honoured when it fits in the deadline, else the "
+            "reply stands"),
+    Opt("retry_backoff", "retry_backoff", 50, check_nonneg, check_nonneg,
+        cfg="retry_backoff", key="HAC_O_RETRY_BACKOFF", since="ours",
+        doc="ms, base of the exponential backoff with full jitter between attempts "
+            "(uniform in 0..min(1000, base x 2^n)); an attempt that would start after "
+            "the deadline is not made: the reply is a timeout naming the last error"),
+    Opt(None, "retry_unsafe", None, None, check_flag, key="HAC_O_RETRY_UNSAFE",
+        since="ours",
+        doc="True: retry a POST/PATCH as if it were idempotent (the server may "
+            "then run it twice)"),
+    Opt("hedge_after", "hedge_after", None, check_hedge_after, query_hedge_after,
+        cfg="hedge_after", key="HAC_O_HEDGE_AFTER", since="ours",
+        doc='ms, or `"p95"` (any `"pNN"`: that percentile of the origin\'s time to '
+            "first byte, once known): an idempotent request with no response by then "
+            "gets one copy (to the next destination of its set); the first complete "
+            "reply wins, the other is cancelled; `Reply.hedged`"),
+    Opt("hedge_budget", None, 0.1, check_budget, cfg="hedge_budget", since="ours",
+        doc="hedges are at most this share of the client's requests (0..1)"),
+    Opt("max_queue_wait", "max_queue_wait", None, check_queue_wait, query_queue_wait,
+        cfg="max_queue_wait", key="HAC_O_MAX_QUEUE_WAIT", since="ours",
+        doc="ms a request may wait for a connection slot (`max_connections`) or a "
+            "`rate_limit` slot; past it it fails at once (`QUEUE_WAIT`/`RATE_LIMITED`: "
+            "load shedding) instead of spending its deadline queued"),
+    Opt("rate_limit", None, None, check_rate_limit, cfg="rate_limit", since="ours",
+        doc='`{"http://host:port": requests_per_s}`: each origin sends at most that '
+            "rate (no burst); waiting requests keep their deadline running and miss it "
+            "with `err` naming the rate limit"),
+)
+
+
 class Destinations:
     """``Client.destinations()`` / ``destination_state()``, mixed into
     ``Client`` (``_c`` is its core, ``_dests`` its definitions, kept to be
@@ -289,6 +337,7 @@ __all__ = [
     "ALGORITHMS",
     "DEST_NAMES",
     "Destinations",
+    "RESILIENCE_ROWS",
     "check_budget",
     "check_hedge_after",
     "check_queue_wait",
