@@ -302,6 +302,15 @@ void hac_hist_fini(struct hac_worker *w)
 
 /* ---- readers (any thread) ---- */
 
+/* The newest entry worker w has published (NULL: none yet).  The acquire
+   pairs with publish()'s release: every entry down the lnext chain is
+   complete when a reader gets to it. */
+static const struct hac_hent *published(struct hac_worker *w)
+{
+  struct hac_htab *t = tab_of(w);
+  return t ? atomic_load_explicit(&t->head, memory_order_acquire) : NULL;
+}
+
 /* Add origin's (NULL: every origin's) slots of each phase, from every
    worker, into slot[HAC_H_COUNT][HAC_HIST_SLOTS]; 1 if it has an entry */
 static int merge(hac_client *c, const char *origin, uint64_t *slot,
@@ -310,12 +319,8 @@ static int merge(hac_client *c, const char *origin, uint64_t *slot,
   int i, p, found = 0;
   size_t k;
   for(i = 0; i < c->nworkers; i++) {
-    struct hac_htab *t = tab_of(&c->workers[i]);
-    struct hac_hent *e;
-    if(!t)
-      continue;
-    e = atomic_load_explicit(&t->head, memory_order_acquire);
-    for(; e; e = e->lnext) {
+    const struct hac_hent *e;
+    for(e = published(&c->workers[i]); e; e = e->lnext) {
       if(origin && strcmp(e->key, origin))
         continue;
       found = 1;
@@ -372,12 +377,8 @@ size_t hac_latency_origins(hac_client *c, char *buf, size_t cap)
   size_t used = 0;
   int i;
   for(i = 0; i < c->nworkers; i++) {
-    struct hac_htab *t = tab_of(&c->workers[i]);
-    struct hac_hent *e;
-    if(!t)
-      continue;
-    e = atomic_load_explicit(&t->head, memory_order_acquire);
-    for(; e; e = e->lnext) {
+    const struct hac_hent *e;
+    for(e = published(&c->workers[i]); e; e = e->lnext) {
       size_t n = strlen(e->key) + 1;
       if(used + n <= cap)
         memcpy(buf + used, e->key, n);
