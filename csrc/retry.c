@@ -60,9 +60,13 @@ static bool status_listed(const char *list, long status)
   return false;
 }
 
-/* transfer errors that another attempt may not have */
+/* transfer errors that another attempt may not have: a connection that
+   broke under the request (hac_conn_broke(), as end.c and capture.c
+   tell it), and the failures listed here */
 static bool transient(CURLcode rc)
 {
+  if(hac_conn_broke(rc))
+    return true;
   switch(rc) {
   case CURLE_COULDNT_RESOLVE_PROXY:
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -71,12 +75,6 @@ static bool transient(CURLcode rc)
   case CURLE_OPERATION_TIMEDOUT:  /* connect_timeout, low_speed_*: the
                                      deadline itself is checked apart */
   case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_GOT_NOTHING:
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-  case CURLE_PARTIAL_FILE:
-  case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
 #if LIBCURL_VERSION_NUM >= 0x074900
   case CURLE_PROXY:
 #endif
