@@ -313,6 +313,7 @@ def meta(o: Options) -> dict[str, Any]:
         "libcurl": {
             "ours-cq-w1": libcurl_of("ours-cq-w1", ours),
             "ours-cq-w1-curl7": libcurl_of("ours-cq-w1-curl7", ours),
+            "ours-cq-w1-src": libcurl_of("ours-cq-w1-src", ours),
             "pycurl-multi": libcurl_of("pycurl-multi", pyc),
             "pycurl-multi-sys": libcurl_of("pycurl-multi-sys", pyc),
             "pycurl-multi-curl7": libcurl_of("pycurl-multi-curl7", pyc),

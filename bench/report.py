@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from specs import NO_CURL, REF, ClientSpec, Workload, applies
+from specs import NO_CURL, REF, SRC, ClientSpec, Workload, applies
 
 
 def _median(vals: list[float]) -> float | None:
@@ -135,22 +135,26 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                     "shown": "n/a" if value is None else fmt.format(value), "goal": goal,
                     "met": None if value is None else ok})
 
-    for w in ("get", "post", "get64k", "slow", "https"):
-        r = _ratio(summary, w, REF, "pycurl-multi")
-        add(f"completions() / pycurl wheel, {w}", r, ">= 1.0x", r is not None and r >= 1.0)
+    # the reference on the system's libcurl, and the same client on the
+    # libcurl its wheel bundles (what `pip install` of each gives)
+    for ours, what in ((REF, "completions()"), (SRC, "completions(), wheel's libcurl")):
+        for w in ("get", "post", "get64k", "slow", "https"):
+            r = _ratio(summary, w, ours, "pycurl-multi")
+            add(f"{what} / pycurl wheel, {w}", r, ">= 1.0x", r is not None and r >= 1.0)
     for w in ("get", "post"):
-        for ours, ceil in ((REF, "ceiling"), ("ours-cq-w1-curl7", "ceiling-curl7")):
+        for ours, ceil in ((REF, "ceiling"), ("ours-cq-w1-curl7", "ceiling-curl7"), (SRC, "ceiling-src")):
             r = _ratio(summary, w, ours, ceil)
             add(f"{ours} / {ceil} (same libcurl), {w}", r, ">= 1.0x", r is not None and r >= 1.0)
-    for w in summary:
-        a, b = _get(summary, w, REF, "cpu_us"), _get(summary, w, "pycurl-multi", "cpu_us")
-        d = None if a is None or b is None else a - b
-        add(f"CPU us/request, completions() - pycurl wheel, {w}", d, "<= 0", d is not None and d <= 0,
-            "{:+.1f} us")
+    for ours, what in ((REF, "completions()"), (SRC, "completions(), wheel's libcurl")):
+        for w in summary:
+            a, b = _get(summary, w, ours, "cpu_us"), _get(summary, w, "pycurl-multi", "cpu_us")
+            d = None if a is None or b is None else a - b
+            add(f"CPU us/request, {what} - pycurl wheel, {w}", d, "<= 0", d is not None and d <= 0,
+                "{:+.1f} us")
     a, b = _get(summary, "serial", REF, "p50_us"), _get(summary, "serial", "pycurl-multi", "p50_us")
     d = None if a is None or b is None else a - b
     add("c=1 p50, completions() - pycurl wheel", d, "<= 0", d is not None and d <= 0, "{:+.1f} us")
-    for ours, ceil in ((REF, "ceiling"), ("ours-cq-w1-curl7", "ceiling-curl7")):
+    for ours, ceil in ((REF, "ceiling"), ("ours-cq-w1-curl7", "ceiling-curl7"), (SRC, "ceiling-src")):
         a, b = _get(summary, "serial", ours, "p50_us"), _get(summary, "serial", ceil, "p50_us")
         d = None if a is None or b is None else a - b
         add(f"c=1 p50, {ours} - {ceil}", d, "<= +10 us", d is not None and d <= 10, "{:+.1f} us")
@@ -158,7 +162,8 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         r = _ratio(summary, "get", ours, "aiohttp-uvloop")
         add(f"{ours} / aiohttp+uvloop, get", r, ">= 4.0x", r is not None and r >= 4.0)
     for wv, what in (("tlsnew", "private CA"), ("tlsnew-bundle", "system bundle")):
-        for c in ("ours-cq-w1", "ours-cq-w1-curl7", "pycurl-multi", "ceiling", "ceiling-nocapath"):
+        for c in ("ours-cq-w1", "ours-cq-w1-curl7", SRC, "pycurl-multi",
+                  "ceiling", "ceiling-src", "ceiling-nocapath"):
             # time for N verified connections / time for N unverified = rps(nv) / rps(verified);
             # CPU per connection, the same ratio less exposed to a stall in a short run
             r = _across(summary, c, "tlsnew-nv", wv, "rps")

@@ -39,10 +39,18 @@ done
 log() { echo "bench/run.sh: $*" >&2; }
 
 # ---- libcurl: 8.x as the system's (on Debian 12 from bookworm-backports),
-# and Debian's own 7.88 unpacked in a private prefix for the *-curl7 rows
+# Debian's own 7.88 unpacked in a private prefix for the *-curl7 rows,
 bash tools/libcurl.sh ensure8 || log "could not install libcurl 8: rows run on the system's libcurl"
 CURL7=$ROOT/.deps/curl-7.88
 bash tools/libcurl.sh private "$CURL7" || log "no private libcurl 7.88: its rows will say n/a"
+# the newest libcurl Debian publishes as source, built into a private prefix:
+# the one the wheel bundles (the *-src rows)
+CURLSRC=$ROOT/.deps/curl-src CURLSRC_OK= CURLSRC_VER=
+if bash tools/libcurl.sh source "$CURLSRC"; then
+  CURLSRC_OK=1 CURLSRC_VER=$("$CURLSRC/usr/bin/curl-config" --version | awk '{print $2}')
+else
+  log "no libcurl built from source: its rows will say n/a"
+fi
 CURL7_INC= CURL7_LIB=
 if [ -d "$CURL7/usr" ]; then
   h=$(find -L "$CURL7/usr/include" -path '*/curl/curl.h' 2>/dev/null | head -1)
@@ -90,6 +98,28 @@ if [ ! -f "$VENV/.peers-ok" ]; then
   fi
 fi
 
+# this package built against a private libcurl (HAC_CURL_PREFIX) from a
+# clean copy of the tracked files (setuptools would reuse the objects of the
+# system build), into a directory its rows put first on PYTHONPATH
+build_hac() {  # build_hac TARGET PREFIX LABEL
+  local target=$1 prefix=$2 label=$3 src
+  if [ "$(cat "$target/.hac-stamp" 2>/dev/null)" = "$stamp" ] && [ -d "$target/http_async_client" ]; then
+    return 0
+  fi
+  log "installing http_async_client built against $label into ${target#"$ROOT"/}"
+  src=$(mktemp -d)
+  git ls-files -z | xargs -0 cp --parents -t "$src"
+  rm -rf "$target"
+  if (cd "$src" && HAC_CURL_PREFIX="$prefix" "$VENV/bin/python" -m pip install \
+        --disable-pip-version-check -q --no-cache-dir --no-deps --target "$target" . >"$target.log" 2>&1); then
+    echo "$stamp" > "$target/.hac-stamp"
+  else
+    rm -rf "$target"
+    log "could not build http_async_client on $label (its rows say n/a; see $target.log)"
+  fi
+  rm -rf "$src"
+}
+
 # pycurl from source into TARGET (put on PYTHONPATH by its rows), beside the
 # PyPI wheel (which bundles its own, newer libcurl); pycurl's setup.py takes
 # its flags from curl-config ($PYCURL_CURL_CONFIG when set)
@@ -122,24 +152,10 @@ EOF
   chmod +x "$BUILD/curl7-config"
   build_pycurl "$VENV/pycurl-curl7" "$BUILD/curl7-config"
 
-  # this package built against the private 7.88 (HAC_CURL_PREFIX) from a
-  # clean copy of the tracked files (setuptools would reuse the objects of
-  # the system build), into a directory its rows put first on PYTHONPATH
-  hac7=$VENV/hac-curl7
-  if [ "$(cat "$hac7/.hac-stamp" 2>/dev/null)" != "$stamp" ] || [ ! -d "$hac7/http_async_client" ]; then
-    log "installing http_async_client built against libcurl 7.88 into ${hac7#"$ROOT"/}"
-    src=$(mktemp -d)
-    git ls-files -z | xargs -0 cp --parents -t "$src"
-    rm -rf "$hac7"
-    if (cd "$src" && HAC_CURL_PREFIX="$CURL7" "$VENV/bin/python" -m pip install \
-          --disable-pip-version-check -q --no-cache-dir --no-deps --target "$hac7" . >"$hac7.log" 2>&1); then
-      echo "$stamp" > "$hac7/.hac-stamp"
-    else
-      rm -rf "$hac7"
-      log "could not build http_async_client on libcurl 7.88 (its rows say n/a; see $hac7.log)"
-    fi
-    rm -rf "$src"
-  fi
+  build_hac "$VENV/hac-curl7" "$CURL7" "libcurl 7.88"
+fi
+if [ -n "$CURLSRC_OK" ]; then
+  build_hac "$VENV/hac-curlsrc" "$CURLSRC" "libcurl $CURLSRC_VER built from source (the wheel's)"
 fi
 
 # ---- the C ceiling, on each libcurl -------------------------------------
@@ -156,6 +172,10 @@ build_ceiling "$BUILD/ceiling"
 if [ -n "$CURL7_INC" ] && [ -n "$CURL7_LIB" ]; then
   build_ceiling "$BUILD/ceiling-curl7" -I"$CURL7_INC" -L"$CURL7_LIB" \
     -Wl,-rpath,"$CURL7_LIB" -Wl,--enable-new-dtags
+fi
+if [ -n "$CURLSRC_OK" ]; then
+  build_ceiling "$BUILD/ceiling-src" -I"$CURLSRC/usr/include" -L"$CURLSRC/usr/lib" \
+    -Wl,-rpath,"$CURLSRC/usr/lib" -Wl,--enable-new-dtags
 fi
 
 # ---- run ---------------------------------------------------------------

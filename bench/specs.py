@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from harness import HERE
 
 REF = "ours-cq-w1"
+SRC = "ours-cq-w1-src"  # the same client on the libcurl the wheel bundles
 VENV = HERE / ".venv"
 BUILD = HERE / ".build"
 
@@ -41,8 +42,9 @@ class Workload:
 
 # the new-connection rows: the same clients for both, so that
 # verified / unverified is a ratio within one client
-_TLSNEW_PEERS = ("ours-cq-w1", "ours-cq-w1-curl7", "ours-aio-w1", "pycurl-multi", "pycurl-multi-sys",
-                 "pycurl-multi-curl7", "ceiling", "ceiling-curl7", "ceiling-nocapath")
+_TLSNEW_PEERS = ("ours-cq-w1", "ours-cq-w1-curl7", "ours-cq-w1-src", "ours-aio-w1",
+                 "pycurl-multi", "pycurl-multi-sys", "pycurl-multi-curl7",
+                 "ceiling", "ceiling-curl7", "ceiling-src", "ceiling-nocapath")
 
 WORKLOADS = [
     Workload("get", "GET 2 B body, c=64", "http", "/", 64),
@@ -82,6 +84,9 @@ class ClientSpec:
 
 
 _CURL7_HAC = str(VENV / "hac-curl7")
+# built against the newest libcurl Debian publishes as source (tools/libcurl.sh
+# source): the libcurl the wheel bundles
+_SRC_HAC = str(VENV / "hac-curlsrc")
 
 CLIENTS = [
     ClientSpec("ours-cq-w1", "ours completions() w=1 [ref]", "ours"),
@@ -89,6 +94,10 @@ CLIENTS = [
     ClientSpec("ours-cq-batch", "ours batch API w=1", "ours"),
     ClientSpec("ours-cq-w1-curl7", "ours completions() w=1, libcurl 7.88", "ours",
                pythonpath=_CURL7_HAC, runner="ours-cq-w1"),
+    ClientSpec("ours-cq-w1-src", "ours completions() w=1, wheel libcurl", "ours",
+               pythonpath=_SRC_HAC, runner="ours-cq-w1"),
+    ClientSpec("ours-cq-batch-src", "ours batch API w=1, wheel libcurl", "ours",
+               pythonpath=_SRC_HAC, runner="ours-cq-batch"),
     ClientSpec("ours-aio-w1", "ours asyncio await w=1", "ours"),
     ClientSpec("ours-aio-w2", "ours asyncio await w=2", "ours"),
     ClientSpec("ours-aio-uv-w1", "ours asyncio await w=1 (uvloop)", "ours"),
@@ -108,6 +117,8 @@ CLIENTS = [
                binary=str(BUILD / "ceiling")),
     ClientSpec("ceiling-curl7", "C ceiling, libcurl 7.88", "ceiling", kind="ceiling",
                binary=str(BUILD / "ceiling-curl7")),
+    ClientSpec("ceiling-src", "C ceiling, wheel libcurl", "ceiling", kind="ceiling",
+               binary=str(BUILD / "ceiling-src")),
     # Debian builds libcurl with a default CA directory (/etc/ssl/certs),
     # and a CA directory turns libcurl's CA cache off: the CA file is parsed
     # again for every connection unless CURLOPT_CAPATH is cleared
