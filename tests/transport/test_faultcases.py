@@ -160,7 +160,9 @@ def test_loss_tls_and_h2(host: ServerHost, faults: Faults, tmp_path: Path, certs
     n = 600
     if proto == "h2c" and int(hac.curl_version().split(".")[0]) < 8:
         # libcurl 7.88's h2c layer fails POST streams under loss with curl
-        # error 92 (CONNECTION_LOST_AFTER_SEND): the 8.x run checks this case
+        # error 92 (CONNECTION_LOST_AFTER_SEND) although nginx executed and
+        # answered them (35 of 600, each once, 2026-12-03): a 7.88 bug the
+        # core reports safely (never re-sent); the 8.x runs check this case
         pytest.skip("h2c under loss on libcurl 7.88: HTTP/2 stream errors (curl 92)")
     ngx = _nginx(host, tmp_path, certs)
     base, port, opts = _proto(ngx, proto)
