@@ -29,18 +29,11 @@ APT_PKGS=(gcc pkg-config libcurl4-openssl-dev libev-dev openssl nginx-light ipro
 # libcurl 8 (bookworm-backports on Debian 12; HAC_NO_BACKPORTS=1 keeps the
 # system's); a build against a private prefix (HAC_CURL_PREFIX) needs no change
 [ -n "${HAC_CURL_PREFIX:-}" ] || bash tools/libcurl.sh ensure8
-missing=()
-for pkg in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+pkgs=("${APT_PKGS[@]}")
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  missing+=(python3-venv python3-dev)
+  pkgs+=(python3-venv python3-dev)
 fi
-if ((${#missing[@]})); then
-  echo "run.sh: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash tools/apt.sh "${pkgs[@]}"
 
 # the wheel is built in an isolated environment of its own: no test venv
 [ "${1:-}" != wheel ] || exec bash tools/wheel.sh
@@ -135,15 +128,7 @@ case "${1:-}" in
   fuzz)
     shift
     # clang with libFuzzer's runtime: only this job needs it
-    fz=()
-    for pkg in clang-14 libclang-rt-14-dev; do
-      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || fz+=("$pkg")
-    done
-    if ((${#fz[@]})); then
-      echo "run.sh: installing ${fz[*]}" >&2
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${fz[@]}" >/dev/null
-    fi
+    bash tools/apt.sh clang-14 libclang-rt-14-dev
     exec bash fuzz/run.sh "$@"
     ;;
   *) exec "$VENV/bin/python" -m http_async_client "$@" ;;

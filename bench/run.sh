@@ -60,15 +60,7 @@ if [ -d "$CURL7/usr" ]; then
 fi
 
 # ---- apt ---------------------------------------------------------------
-missing=()
-for pkg in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash tools/apt.sh "${APT_PKGS[@]}"
 
 # ---- venv: this package and the peers ----------------------------------
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"

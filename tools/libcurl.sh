@@ -129,17 +129,10 @@ source_build() {
   if [ -f "$dir/.ok" ]; then
     return 0
   fi
-  local uris tmp apt ver cand pkg need=()
+  local uris tmp apt ver cand
   # the build needs make and the headers of what libcurl links; Debian's
   # libcurl4-openssl-dev depends on every one of them
-  for pkg in make gcc libcurl4-openssl-dev; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-  done
-  if ((${#need[@]})); then
-    log "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
+  bash "$(dirname "${BASH_SOURCE[0]}")/apt.sh" make gcc libcurl4-openssl-dev
   uris=$(debian_uris) || { log "no Debian bookworm apt source found to copy"; return 1; }
   tmp=$(mktemp -d)
   mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/parts" "$tmp/src"
