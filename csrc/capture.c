@@ -230,9 +230,12 @@ int hac_on_prereq(void *userp, char *ip, char *local_ip, int port,
       r->abort = HAC_ABORT_LOST;
       return CURL_PREREQFUNC_ABORT;
     }
-    if(!fresh) {
+    if(!fresh && !hac_conn_trusted(w, ip, port, local_port)) {
       /* another cached connection, as suspect as the first: start over
-         once the suspects are shut (libcurl would try up to five) */
+         once the suspects are shut (libcurl would try up to five).  One
+         opened after the suspicion is fine: refusing it too made every
+         later request try a connection the refusal broke, then a new one
+         (HTTP/2 on libcurl 8.22, under load) */
       r->abort = HAC_ABORT_STALE;
       return CURL_PREREQFUNC_ABORT;
     }

@@ -121,6 +121,7 @@ curl_socket_t hac_conn_open(void *clientp, curlsocktype purpose,
   k->mux = false;
   k->origin = NULL;
   k->lport = 0;
+  k->born = ++w->conn_opened;
   peer_from_sockaddr(&k->peer, &a->addr, a->addrlen);
   return fd;
 }
@@ -199,6 +200,8 @@ static size_t suspect(struct hac_worker *w, const struct hac_peer *p)
 {
   size_t i;
   size_t n = 0;
+  /* the busy ones too (not shut: their transfers find out themselves) */
+  w->suspect_mark = w->conn_opened;
   for(i = 0; i < w->nconns; i++) {
     struct hac_conn *k = &w->conns[i];
     if(!k->open || k->watched || k->shut || !peer_eq(&k->peer, p))
@@ -224,6 +227,16 @@ void hac_conn_dead(struct hac_worker *w, const struct hac_req *r)
   atomic_fetch_add_explicit(&w->n_dead, 1, memory_order_relaxed);
   if(!peer_parse(&p, r->pip, r->pport))
     (void)suspect(w, &p);
+}
+
+/* May a re-sent request go out on this cached connection?  Only on one
+   opened since the last suspicion: one born before it may be as dead as
+   the one that failed (shut or busy then), one born after is not. */
+bool hac_conn_trusted(struct hac_worker *w, const char *ip, long port,
+                      long lport)
+{
+  struct hac_conn *k = hac_conn_find(w, ip, port, lport);
+  return k && k->open && !k->shut && !k->dead && k->born > w->suspect_mark;
 }
 
 void hac_conn_fini(struct hac_worker *w)

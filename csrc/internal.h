@@ -279,6 +279,7 @@ struct hac_conn {              /* indexed by fd */
   bool shut;                   /* shut down by hac_conn_suspect() */
   bool mux;                    /* counted in origin->conns (mux.c) */
   struct hac_origin *origin;
+  uint64_t born;               /* the worker's conn_opened when opened */
 };
 
 struct hac_cancel {              /* or a stream's resume (stream.c) */
@@ -324,6 +325,9 @@ struct hac_worker {
   size_t nfdsock;
   struct hac_conn *conns;       /* conn.c, by fd */
   size_t nconns;
+  uint64_t conn_opened;         /* conn.c: connections opened so far */
+  uint64_t suspect_mark;        /* conn_opened at the last suspicion: the
+                                   connections born up to it are suspect */
   unsigned long conn_closes;    /* conn.c counts closes; sock.c looks for
                                    parked watchers of closed fds when it
                                    moved (hac_worker.swept: what it saw) */

@@ -49,6 +49,8 @@ struct hac_conn *hac_conn_find(struct hac_worker *w, const char *ip,
                                long port, long lport);
 curl_socket_t hac_conn_fd(struct hac_worker *w, const struct hac_conn *k);
 void hac_conn_dead(struct hac_worker *w, const struct hac_req *r);
+bool hac_conn_trusted(struct hac_worker *w, const char *ip, long port,
+                      long lport);
 void hac_conn_fini(struct hac_worker *w);
 
 /* ---- mux.c ---- */
