@@ -113,6 +113,7 @@ case "${1:-}" in
       --deselect tests/lifecycle/test_fork.py::test_prefork_children_use_parent_client "$@"
     HAC_TEST_SCALE=0.1 sanitize tsan thread "$(gcc -print-file-name=libtsan.so)" \
       tests/api/test_smoke.py tests/api/test_routes.py tests/api/test_asyncio.py tests/api/test_stats.py \
+      tests/api/test_driver.py \
       tests/transport/test_resend.py tests/transport/test_http2_recovery.py tests/lifecycle/test_close.py \
       tests/lifecycle/test_wakeups.py tests/transport/test_watchers.py tests/transport/test_stream.py \
       tests/resilience \

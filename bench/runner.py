@@ -164,7 +164,7 @@ async def drive(load: Load, one: Callable[[], Awaitable[bool]]) -> None:
 CA_FILE_PARAMS = ("tls_ca_file", "tls_ca_info", "tls_cainfo")
 
 
-def _our_client(load: Load, workers: int) -> Any:
+def _our_client(load: Load, workers: int, driver: str = "thread") -> Any:
     try:
         import http_async_client as hac
     except ImportError as exc:
@@ -176,6 +176,8 @@ def _our_client(load: Load, workers: int) -> Any:
     verify = 0 if load.insecure else 1
     base: dict[str, Any] = {"workers": workers, "connection_timeout": 10000,
                             "tls_verify_host": 2 if verify else 0, "tls_verify_peer": verify}
+    if driver != "thread":  # builds before driver= know only threads
+        base["driver"] = driver
     if not verify or load.cafile is None:
         return hac.Client(**base)
     for name in CA_FILE_PARAMS:
@@ -189,9 +191,9 @@ def _our_client(load: Load, workers: int) -> Any:
     return hac.Client(**base, tls_ca_path=load.capath)
 
 
-def ours_cq(load: Load, workers: int) -> None:
+def ours_cq(load: Load, workers: int, driver: str = "thread") -> None:
     """Completion queue: keep C queries in flight, resubmit as replies come."""
-    client = _our_client(load, workers)
+    client = _our_client(load, workers, driver)
     with client:
         query, url, body, expect = client.query, load.url, load.body, load.expect
         starts: dict[int, int] = {}
@@ -253,10 +255,10 @@ def _batch_completions(client: Any) -> tuple[str, Callable[[], Iterator[list[Any
     return "", one_by_one
 
 
-def ours_cq_batch(load: Load, workers: int) -> None:
+def ours_cq_batch(load: Load, workers: int, driver: str = "thread") -> None:
     """Completion queue through the batch API: each batch of completions
     is resubmitted with one batch submit."""
-    client = _our_client(load, workers)
+    client = _our_client(load, workers, driver)
     with client:
         url, body, expect = load.url, load.body, load.expect
         sub_name, submit = _batch_submit(client, url, body)
@@ -551,6 +553,9 @@ CLIENTS: dict[str, Callable[[Load], None]] = {
     "ours-cq-w1": lambda ld: ours_cq(ld, 1),
     "ours-cq-w2": lambda ld: ours_cq(ld, 2),
     "ours-cq-batch": lambda ld: ours_cq_batch(ld, 1),
+    # driver="caller": no worker thread, the waiting thread runs the loop
+    "ours-cq-caller": lambda ld: ours_cq(ld, 1, "caller"),
+    "ours-cq-batch-caller": lambda ld: ours_cq_batch(ld, 1, "caller"),
     "ours-aio-w1": lambda ld: ours_asyncio(ld, 1),
     "ours-aio-w2": lambda ld: ours_asyncio(ld, 2),
     "ours-aio-uv-w1": lambda ld: ours_asyncio(ld, 1, True),

@@ -91,6 +91,12 @@ hac_client *hac_client_new(const hac_config *cfg, int *mm_effective,
     snprintf(errbuf, errlen, "workers must be 1..%d", HAC_MAX_WORKERS);
     return NULL;
   }
+  if(cfg->driver != HAC_DRIVE_THREAD &&
+     (cfg->driver != HAC_DRIVE_CALLER || cfg->workers != 1)) {
+    snprintf(errbuf, errlen, "driver must be thread, or caller with "
+             "workers 1");
+    return NULL;
+  }
   if(cfg->hash_size < 1 || (cfg->hash_size & (cfg->hash_size - 1))) {
     snprintf(errbuf, errlen, "hash_size must be a power of two");
     return NULL;

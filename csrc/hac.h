@@ -35,6 +35,10 @@
 #define HAC_R_TIMEOUT 2
 #define HAC_R_CANCELLED 4
 
+/* who runs the worker's loop (hac_config.driver) */
+#define HAC_DRIVE_THREAD 0     /* a thread per worker */
+#define HAC_DRIVE_CALLER 1     /* no thread: whoever waits in hac_wait() */
+
 /* memory managers (hac_config.memory_manager) */
 #define HAC_MM_SHM 0
 #define HAC_MM_SYS 1
@@ -168,6 +172,7 @@ typedef struct hac_config {
   double hedge_budget;         /* hedges <= this share of requests */
   long max_queue_wait;         /* ms, 0: the deadline alone */
   const char *rate_limit;      /* "origin rps" lines; NULL: none */
+  int driver;                  /* HAC_DRIVE_*; CALLER needs workers 1 */
 } hac_config;
 
 /*
@@ -287,7 +292,10 @@ int hac_cancel(hac_client *c, uint64_t id);
 int hac_fd(hac_client *c);
 
 /* Wait up to timeout_ms (-1: forever) for completions; 1 ready, 0 not.
-   Returns 1 at once when the client is or gets closed. */
+   Returns 1 at once when the client is or gets closed.  With
+   HAC_DRIVE_CALLER the waiting thread runs the worker's loop meanwhile
+   (one at a time; the others wait for its completions): requests make
+   progress only while some thread waits here. */
 int hac_wait(hac_client *c, int timeout_ms);
 
 /* Give back a result that hac_drain_into() left held; from any thread,

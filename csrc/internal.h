@@ -293,6 +293,15 @@ struct hac_worker {
   pthread_t thread;
   bool started;
   bool lock_ready;
+  bool driven;                  /* HAC_DRIVE_CALLER: no thread (drive.c) */
+  bool stopped;                 /* driven: the stop is done, loop gone */
+  bool drive_expired;           /* driven: the waiter's time is up */
+  bool drive_ready;             /* driven: the locks below are made */
+  pthread_mutex_t loop_lock;    /* driven: held by whoever runs the loop */
+  pthread_mutex_t drive_mx;     /* driven: drive_gen and drive_cv */
+  pthread_cond_t drive_cv;      /* driven: the loop is free, or replies */
+  unsigned long drive_gen;      /* driven: bumped when the loop is left */
+  ev_timer drive_timer;         /* driven: the waiter's timeout */
 
   struct ev_loop *loop;
   ev_async wake;

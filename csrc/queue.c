@@ -85,17 +85,16 @@ void hac_done_push(struct hac_client *c, struct hac_list *batch, size_t n)
   hac_list_splice(&c->done, batch);
   atomic_fetch_add_explicit(&c->n_done, n, memory_order_relaxed);
   pthread_mutex_unlock(&c->done_lock);
-  if(was_empty) {
-    int fd = atomic_load(&c->efd);
-    if(fd >= 0)
-      efd_signal(fd);
-  }
+  if(was_empty)
+    hac_done_signal(c);
 }
 
+/* Without threads (drive.c) the waiters never poll the eventfd: the
+   thread that pushes is the one that waits, or wakes them itself. */
 void hac_done_signal(struct hac_client *c)
 {
   int fd = atomic_load(&c->efd);
-  if(fd >= 0)
+  if(fd >= 0 && c->cfg.driver != HAC_DRIVE_CALLER)
     efd_signal(fd);
 }
 
@@ -103,7 +102,7 @@ void hac_done_signal(struct hac_client *c)
 void hac_done_clear(struct hac_client *c)
 {
   int fd = atomic_load(&c->efd);
-  if(fd >= 0)
+  if(fd >= 0 && c->cfg.driver != HAC_DRIVE_CALLER)
     efd_clear(fd);
 }
 
@@ -144,6 +143,8 @@ int hac_wait(hac_client *c, int timeout_ms)
   if(atomic_load_explicit(&c->n_done, memory_order_relaxed) ||
      atomic_load_explicit(&c->n_news, memory_order_relaxed))
     return 1;
+  if(c->cfg.driver == HAC_DRIVE_CALLER)
+    return atomic_load(&c->closed) ? 1 : hac_drive_wait(c, timeout_ms);
   if(!timeout_ms)
     return 0; /* n_done is the truth; the eventfd only wakes sleepers */
   /* seq_cst pairs with hac_done_close_fd(): either this sees -1 or the

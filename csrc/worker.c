@@ -151,6 +151,13 @@ static void flush(struct hac_worker *w)
   hac_done_push(w->c, &w->fin, n);
 }
 
+/* drive.c: what the loop finished, to the completion queue now */
+void hac_worker_flush(struct hac_worker *w)
+{
+  if(w->fin.head)
+    flush(w);
+}
+
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
   struct hac_worker *w = p->data;
@@ -219,6 +226,7 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
   if(stop) {
     cancel_all(w);
     flush(w);
+    w->stopped = true;
     ev_break(loop, EVBREAK_ALL);
   }
 }
@@ -293,6 +301,13 @@ int hac_worker_start(struct hac_worker *w)
   w->flusher.data = w;
   ev_prepare_start(w->loop, &w->flusher);
 
+  if(w->c->cfg.driver == HAC_DRIVE_CALLER) {
+    if(hac_drive_init(w))
+      return -1;
+    w->driven = true; /* no thread: hac_wait()'s caller runs the loop */
+    w->started = true;
+    return 0;
+  }
   /* the workers take no signals: they belong to the application */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -313,7 +328,18 @@ void hac_worker_stop(struct hac_worker *w)
   w->stop = true;
   pthread_mutex_unlock(&w->lock);
   ev_async_send(w->loop, &w->wake);
-  pthread_join(w->thread, NULL);
+  if(w->driven) {
+    /* a thread running the loop takes the stop and leaves; else run it
+       here.  Later waiters see `stopped` and leave the loop alone. */
+    pthread_mutex_lock(&w->loop_lock);
+    if(!w->stopped)
+      ev_run(w->loop, 0);
+    w->stopped = true;
+    release_curl(w);
+    hac_drive_leave(w);
+  }
+  else
+    pthread_join(w->thread, NULL);
   w->started = false;
 }
 
@@ -349,4 +375,5 @@ void hac_worker_fini(struct hac_worker *w)
   }
   if(w->lock_ready)
     pthread_mutex_destroy(&w->lock);
+  hac_drive_fini(w);
 }

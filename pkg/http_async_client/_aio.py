@@ -9,6 +9,7 @@ from typing import Any, Generator
 
 from ._base import ClientBase
 from ._delivery import LOOP_DONE, ON_LOOP, QueryHandle
+from ._exceptions import UsageError
 from ._reply import Reply
 
 _running_loop = asyncio._get_running_loop
@@ -85,6 +86,12 @@ class AsyncioMixin(ClientBase):
         batch of completions, never per socket event."""
         if self._drained:
             return
+        if self._params["driver"] == "caller":
+            # nothing would run the loop while the event loop waits
+            raise UsageError(
+                "await needs the worker thread: this client has driver='caller' "
+                "(use result()/completions(), or a Client with driver='thread')"
+            )
         # the loop of the last call: the per-request check is one weakref
         # call, not a WeakSet lookup
         self._last_loop = weakref.ref(loop)

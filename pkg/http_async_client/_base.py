@@ -29,6 +29,7 @@ class ClientBase:
 
     _c: Any
     _fd: int
+    _params: Mapping[str, Any]
     _closed: bool
     _drained: bool
     _forked: bool  # a forked child's client that rebuilds on first use (_fork)

@@ -58,6 +58,7 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, LatencyMixin, Destinat
     # the module parameters as attributes (properties made from the option
     # table below the class); tls_verify_host/peer are the seed's methods
     workers: int
+    driver: str
     connection_timeout: int
     hash_size: int
     tls_version: int

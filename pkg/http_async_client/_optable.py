@@ -21,6 +21,7 @@ import os
 from typing import Any, Iterable, Mapping, Sequence, TypedDict
 
 from ._bodies import BodyArg, FormArg, OutputArg
+from ._exceptions import InvalidOption
 from ._ffi import ffi, lib
 from ._transport import (
     check_authmethod,
@@ -46,6 +47,7 @@ from ._validate import (
     check_flag,
     check_hash_size,
     check_http_version,
+    check_driver,
     check_int,
     check_memory_manager,
     check_nonneg,
@@ -65,6 +67,14 @@ ROWS: tuple[Opt, ...] = (
     Opt("workers", None, 1, check_workers, cfg="workers",
         doc="C worker threads, each with its own libev loop, curl multi handle and "
             "request table; requests spread round-robin (by id); < 1 → `InvalidOption`"),
+    Opt("driver", None, "thread", check_driver, cfg="driver", since="ours",
+        doc='who runs the worker\'s loop. `"thread"`: a C thread per worker. '
+            '`"caller"` (`workers=1` only): no thread; the thread that waits in '
+            "`result()`, `completions()`, `wait()` or a stream read runs the loop "
+            "itself, so a request costs no hand-off between threads (for a process "
+            "with one core); requests move only while some thread waits; `await` "
+            "is refused (`UsageError`). See docs/architecture.md § \"Who drives the "
+            "loop\""),
     Opt("connection_timeout", None, 500, check_timeout, cfg="connection_timeout",
         doc="ms; a **total deadline** per request (`CURLOPT_TIMEOUT_MS`, also the "
             "connect timeout); must be ≥ 1"),
@@ -311,6 +321,7 @@ class ClientParams(TypedDict, total=False):
     """``Client()``'s keyword arguments: the module parameters."""
 
     workers: int
+    driver: str
     connection_timeout: int
     hash_size: int
     tls_version: int
@@ -375,6 +386,11 @@ def check_client_params(params: Mapping[str, Any]) -> dict[str, Any]:
         name = row.client
         assert name is not None and row.client_check is not None
         out[name] = row.client_check(name, params.get(name, row.default))
+    if out["driver"] == "caller" and out["workers"] != 1:
+        raise InvalidOption(
+            f"driver='caller' runs one loop in the waiting thread: workers must be 1, "
+            f"got {out['workers']}"
+        )
     return out
 
 
@@ -391,6 +407,8 @@ def fill_config(
     for field, value in given.items():
         if field == "memory_manager":
             value = lib.HAC_MM_SHM if value == "shm" else lib.HAC_MM_SYS
+        elif field == "driver":
+            value = lib.HAC_DRIVE_CALLER if value == "caller" else lib.HAC_DRIVE_THREAD
         elif field == "hedge_after":
             value = hedge_code(value)
         elif isinstance(value, frozenset):

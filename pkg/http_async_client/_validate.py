@@ -355,6 +355,14 @@ def check_hash_size(name: str, value: object) -> int:
     return round_hash_size(value)
 
 
+def check_driver(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidOptionType(f"{name} must be 'thread' or 'caller'")
+    if value not in ("thread", "caller"):
+        raise InvalidOption(f"{name} must be 'thread' or 'caller', got {value!r}")
+    return value
+
+
 def check_memory_manager(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidOptionType(f"{name} must be 'shm' or 'sys'")
