@@ -293,7 +293,7 @@ struct hac_worker {
   pthread_t thread;
   bool started;
   bool lock_ready;
-  bool driven;                  /* HAC_DRIVE_CALLER: no thread (drive.c) */
+  /* HAC_DRIVE_CALLER ("driven"): no thread, drive.c runs the loop */
   bool stopped;                 /* driven: the stop is done, loop gone */
   bool drive_expired;           /* driven: the waiter's time is up */
   bool drive_ready;             /* driven: the locks below are made */

@@ -200,14 +200,14 @@ void hac_sock_fini(struct hac_worker *w);
 /* ---- worker.c ---- */
 int hac_worker_start(struct hac_worker *w);
 void hac_worker_flush(struct hac_worker *w);
+void hac_worker_stop(struct hac_worker *w);
+void hac_worker_release(struct hac_worker *w);
+void hac_worker_fini(struct hac_worker *w);
 
-/* drive.c */
+/* ---- drive.c ---- */
 int hac_drive_init(struct hac_worker *w);
 void hac_drive_fini(struct hac_worker *w);
 void hac_drive_leave(struct hac_worker *w);
 int hac_drive_wait(struct hac_client *c, int timeout_ms);
-void hac_worker_stop(struct hac_worker *w);
-void hac_worker_release(struct hac_worker *w);
-void hac_worker_fini(struct hac_worker *w);
 
 #endif /* HAC_PROTO_H */

@@ -165,8 +165,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
   (void)revents;
   if(w->wait.head || w->kicked)
     hac_xfer_promote(w);
-  if(w->fin.head)
-    flush(w);
+  hac_worker_flush(w);
   if(w->swept != w->conn_closes)
     hac_sock_sweep(w);
 }
@@ -304,8 +303,7 @@ int hac_worker_start(struct hac_worker *w)
   if(w->c->cfg.driver == HAC_DRIVE_CALLER) {
     if(hac_drive_init(w))
       return -1;
-    w->driven = true; /* no thread: hac_wait()'s caller runs the loop */
-    w->started = true;
+    w->started = true; /* no thread: hac_wait()'s caller runs the loop */
     return 0;
   }
   /* the workers take no signals: they belong to the application */
@@ -328,7 +326,7 @@ void hac_worker_stop(struct hac_worker *w)
   w->stop = true;
   pthread_mutex_unlock(&w->lock);
   ev_async_send(w->loop, &w->wake);
-  if(w->driven) {
+  if(w->c->cfg.driver == HAC_DRIVE_CALLER) {
     /* a thread running the loop takes the stop and leaves; else run it
        here.  Later waiters see `stopped` and leave the loop alone. */
     pthread_mutex_lock(&w->loop_lock);

@@ -355,20 +355,21 @@ def check_hash_size(name: str, value: object) -> int:
     return round_hash_size(value)
 
 
-def check_driver(name: str, value: object) -> str:
+def _check_choice(name: str, value: object, a: str, b: str) -> str:
+    """value is the text a or b."""
     if not isinstance(value, str):
-        raise InvalidOptionType(f"{name} must be 'thread' or 'caller'")
-    if value not in ("thread", "caller"):
-        raise InvalidOption(f"{name} must be 'thread' or 'caller', got {value!r}")
+        raise InvalidOptionType(f"{name} must be {a!r} or {b!r}")
+    if value not in (a, b):
+        raise InvalidOption(f"{name} must be {a!r} or {b!r}, got {value!r}")
     return value
+
+
+def check_driver(name: str, value: object) -> str:
+    return _check_choice(name, value, "thread", "caller")
 
 
 def check_memory_manager(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidOptionType(f"{name} must be 'shm' or 'sys'")
-    if value not in ("shm", "sys"):
-        raise InvalidOption(f"{name} must be 'shm' or 'sys', got {value!r}")
-    return value
+    return _check_choice(name, value, "shm", "sys")
 
 
 def check_int(name: str, value: object) -> int:
