@@ -98,6 +98,7 @@ class AsyncioMixin(ClientBase):
         if loop in self._loops:
             return
         self._loops.add(loop)
+        self._loops_seen = True
         loop.add_reader(self._fd, self._on_readable, loop)
 
     def _on_readable(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -47,6 +47,8 @@ class ClientBase:
     _data: Any
     _used: Any
     _pumping: bool
+    _sleepers: int
+    _loops_seen: bool
     _loops: weakref.WeakSet[asyncio.AbstractEventLoop]
     _last_loop: weakref.ref[asyncio.AbstractEventLoop] | None
     _route_errors: int

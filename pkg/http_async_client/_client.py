@@ -386,7 +386,9 @@ class Client(SeedFunctions, Core, AsyncioMixin, Delivery, LatencyMixin, Destinat
         self._cv = threading.Condition(self._lock)
         self._drain_lock = threading.Lock()
         self._pumping = False
+        self._sleepers = 0  # threads in _cv.wait(): notify only when some
         self._loops = weakref.WeakSet()
+        self._loops_seen = False  # a cheap test before the WeakSet's len()
         self._last_loop = None
 
 

@@ -236,14 +236,18 @@ class Delivery(ClientBase):
         """With _cv held: wait up to timeout for results and settle them, or
         sleep on _cv while another thread pumps."""
         if self._pumping:
-            self._cv.wait(timeout)
+            self._sleepers += 1
+            try:
+                self._cv.wait(timeout)
+            finally:
+                self._sleepers -= 1
             return
         self._pumping = True
         self._cv.release()
         replies: list[Reply] = []
         try:
             wait = timeout
-            if self._loops:
+            if self._loops_seen and self._loops:
                 # an event loop's reader may take our reply: look again soon
                 wait = _SLICE_S if wait is None else min(wait, _SLICE_S)
             ms = -1 if wait is None else max(0, int(wait * 1000 + 0.999))
@@ -252,8 +256,11 @@ class Delivery(ClientBase):
         finally:
             self._cv.acquire()
             self._pumping = False
-        self._settle(replies, None)
-        self._cv.notify_all()
+        if replies:
+            self._settle(replies, None)
+        # Condition.notify_all() is Python code: skip it when nobody sleeps
+        if self._sleepers:
+            self._cv.notify_all()
 
     def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
         if self._unsent:
@@ -308,14 +315,20 @@ class Delivery(ClientBase):
                     if h._state is READY:
                         h._state = STREAMED  # take
                         return h
-                if not self._drained and self._wait_c(0):
-                    replies = self._drain_c()
-                    if replies:
-                        self._settle(replies, None)
-                        self._cv.notify_all()
-                        continue
-                if not block or not self._pending or self._drained:
+                if self._drained:
                     return None
+                # blocking with nobody pumping: the pump's wait returns at
+                # once when results are ready (no separate look first)
+                if not block or self._pumping or not self._pending:
+                    if self._wait_c(0):
+                        replies = self._drain_c()
+                        if replies:
+                            self._settle(replies, None)
+                            if self._sleepers:
+                                self._cv.notify_all()
+                            continue
+                    if not block or not self._pending:
+                        return None
                 remaining = None
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -340,13 +353,19 @@ class Delivery(ClientBase):
                             h._state = STREAMED  # take
                             taken.append(h)
                     stream.clear()
-                if not self._drained and self._wait_c(0):
-                    replies = self._drain_c()
-                    if replies:
-                        self._settle(replies, None, taken)
-                        self._cv.notify_all()
-                if taken or not block or not self._pending or self._drained:
+                if self._drained:
                     return taken
+                # nothing taken yet and blocking: the pump's wait looks at
+                # the core anyway
+                if taken or not block or self._pumping or not self._pending:
+                    if self._wait_c(0):
+                        replies = self._drain_c()
+                        if replies:
+                            self._settle(replies, None, taken)
+                            if self._sleepers:
+                                self._cv.notify_all()
+                    if taken or not block or not self._pending:
+                        return taken
                 remaining = None
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -408,7 +427,8 @@ class Delivery(ClientBase):
             h = self._take(deadline, True)
             if h is None:
                 return
-            self._run_route(h)
+            if h._route is not None:
+                self._run_route(h)
             assert h._reply is not None
             yield h._reply
 
