@@ -10,13 +10,19 @@ cancel out: what is left is the cost of one more request.
 
 usage: python bench/syscalls.py [--requests 20000] [--conc 1,64]
            [--ours [LABEL=]PYTHON ...] [--ceiling BIN ...] [--curl-prefix DIR]
-           [--perf] [--rounds 3]
+           [--client NAME] [--pythonpath DIR] [--perf] [--rounds 3]
+           [--callgrind [--cg-requests 3000]]
 
 ``--ours`` takes interpreters with http_async_client installed (default:
 this one), each with an optional row label; ``--ceiling`` takes ceiling binaries (default:
 bench/.build/ceiling-<libcurl version>, built from bench/ceiling.c against
 the system libcurl, and against ``--curl-prefix`` when given).  The libcurl
-version of each row is what the process itself loads.
+version of each row is what the process itself loads.  ``--pythonpath``
+puts a build first on the runners' path (``bench/.venv/hac-curlsrc``: ours on
+the wheel's libcurl); ``--client pycurl-multi`` measures pycurl instead.
+``--callgrind`` adds user-space instructions per request by shared object
+(``valgrind --tool=callgrind``, all threads; the same difference, over
+``--cg-requests``): steadier than any clock on a shared machine.
 """
 
 from __future__ import annotations
@@ -67,8 +73,9 @@ def ldd_curl(binary: str) -> str:
     return text.split()[0].split("/")[1]
 
 
-def our_curl(python: str) -> str:
-    code = "import http_async_client as h; print(h.curl_version())"
+def our_curl(python: str, client: str) -> str:
+    code = ("import pycurl; print(pycurl.version_info()[1])" if client.startswith("pycurl")
+            else "import http_async_client as h; print(h.curl_version())")
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -119,6 +126,56 @@ def task_clock_ms(cmd: list[str]) -> float:
             if "task-clock" in line:
                 return float(line.split(",")[0])
     raise SystemExit("perf stat printed no task-clock")
+
+
+def callgrind_counts(cmd: list[str]) -> dict[str, int]:
+    """User-space instructions of cmd (all threads) by shared object:
+    callgrind_annotate's per-function lines summed by their [object]."""
+    with tempfile.TemporaryDirectory() as d:
+        out = f"{d}/cg.out"
+        # taskset outside: valgrind does not follow the exec of a wrapper
+        full = pinned(CLIENT_CORE, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd])
+        run = subprocess.run(full, capture_output=True, text=True, timeout=RUN_LIMIT_S * 4)
+        if run.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed under callgrind: {run.stderr[-2000:]}")
+        text = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no", out],
+                              capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = collections.Counter()
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)\s*$", line)
+        if not m:
+            continue
+        n = int(m.group(1).replace(",", ""))
+        rest = m.group(2)
+        if rest.startswith("PROGRAM TOTALS"):
+            counts["total"] = n
+            continue
+        obj = re.search(r"\[([^\]]+)\]$", rest)
+        name = Path(obj.group(1)).name if obj else "?"
+        for key in ("libcurl", "libpython", "libc.so", "libev", "libssl", "libcrypto", "_native", "ld-linux"):
+            if key in name:
+                name = key
+                break
+        counts[name] += n
+    return counts
+
+
+def callgrind_table(clients: list[Client], concs: list[int], n: int) -> None:
+    small = max(100, n // 10)
+    big = small + n
+    print(f"\ninstructions per request (valgrind --tool=callgrind, user space, all threads;"
+          f" {big} - {small} GETs, difference of the two runs), by shared object")
+    keys = ["libcurl", "libpython", "libc.so", "libev", "_native", "libssl", "libcrypto"]
+    print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'total':>8} " + " ".join(f"{k:>9.9}" for k in keys)
+          + f" {'other':>8}")
+    for conc in concs:
+        for cl in clients:
+            d = per_request(callgrind_counts(cl.command(big, conc)),
+                            callgrind_counts(cl.command(small, conc)), big - small)
+            total = d.get("total", 0.0)
+            other = total - sum(d.get(k, 0.0) for k in keys)
+            print(f"{cl.label:<14} {cl.curl:<8} {conc:>4} {total:8.0f} "
+                  + " ".join(f"{d.get(k, 0.0):9.0f}" for k in keys) + f" {other:8.0f}", flush=True)
 
 
 def per_request(big: dict[str, int], small: dict[str, int], dn: int) -> dict[str, float]:
@@ -176,10 +233,15 @@ def main() -> int:
     p.add_argument("--perf", action="store_true", help="also CPU µs per request (task-clock)")
     p.add_argument("--rounds", type=int, default=3, help="perf rounds (median)")
     p.add_argument("--no-strace", action="store_true", help="only the task-clock table")
+    p.add_argument("--pythonpath", help="put this directory first on the runners' path")
+    p.add_argument("--callgrind", action="store_true", help="also instructions per request")
+    p.add_argument("--cg-requests", type=int, default=3000, help="requests told apart under callgrind")
     a = p.parse_args()
     n_big = max(1000, a.requests)
     n_small = n_big // 10
     concs = [int(c) for c in a.conc.split(",")]
+    if a.pythonpath:  # the runners inherit it (strace, perf and valgrind pass the environment on)
+        os.environ["PYTHONPATH"] = os.path.abspath(a.pythonpath)
 
     ceilings = a.ceiling or [build_ceiling(None)] + ([build_ceiling(a.curl_prefix)] if a.curl_prefix else [])
     srv = Servers().start(slow=False)
@@ -188,12 +250,14 @@ def main() -> int:
         clients = [Client("ceiling", ldd_curl(b), [b, url], False) for b in ceilings]
         for spec in a.ours or [sys.executable]:
             label, _, py = spec.rpartition("=")
-            clients.append(Client(label or a.client, our_curl(py),
+            clients.append(Client(label or a.client, our_curl(py, a.client),
                                   [py, str(HERE / "runner.py"), a.client, url], True))
         if not a.no_strace:
             strace_table(clients, concs, n_big, n_small)
         if a.perf:
             perf_table(clients, concs, n_big, n_small, a.rounds)
+        if a.callgrind:
+            callgrind_table(clients, concs, a.cg_requests)
     finally:
         srv.stop()
     return 0
