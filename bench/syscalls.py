@@ -46,6 +46,9 @@ from harness import CLIENT_CORE, Servers, pinned  # noqa: E402
 # the columns of the table; everything else is summed into "other"
 NAMES = ["sendto", "recvfrom", "epoll_wait", "epoll_ctl", "poll", "read", "write", "futex"]
 RUN_LIMIT_S = 300.0  # no single run may take longer than this
+# the callgrind table's columns (a substring of the shared object's name);
+# every other object is summed into "other"
+CG_OBJECTS = ("libcurl", "libpython", "libc.so", "libev", "_native", "libssl", "libcrypto")
 
 
 @dataclass
@@ -152,7 +155,7 @@ def callgrind_counts(cmd: list[str]) -> dict[str, int]:
             continue
         obj = re.search(r"\[([^\]]+)\]$", rest)
         name = Path(obj.group(1)).name if obj else "?"
-        for key in ("libcurl", "libpython", "libc.so", "libev", "libssl", "libcrypto", "_native", "ld-linux"):
+        for key in CG_OBJECTS:
             if key in name:
                 name = key
                 break
@@ -165,7 +168,7 @@ def callgrind_table(clients: list[Client], concs: list[int], n: int) -> None:
     big = small + n
     print(f"\ninstructions per request (valgrind --tool=callgrind, user space, all threads;"
           f" {big} - {small} GETs, difference of the two runs), by shared object")
-    keys = ["libcurl", "libpython", "libc.so", "libev", "_native", "libssl", "libcrypto"]
+    keys = CG_OBJECTS
     print(f"{'client':<14} {'libcurl':<8} {'c':>4} {'total':>8} " + " ".join(f"{k:>9.9}" for k in keys)
           + f" {'other':>8}")
     for conc in concs:

@@ -8,7 +8,7 @@ functions and ``$http_*`` variables, plus a Pythonic surface (handles,
 
 from ._bodies import FormFile as FormFile
 from ._client import Client
-from ._delivery import QueryHandle
+from ._handle import QueryHandle
 from ._exceptions import (
     Cancelled,
     ClientClosed,

@@ -8,7 +8,7 @@ import weakref
 from typing import Any, Generator
 
 from ._base import ClientBase
-from ._delivery import LOOP_DONE, ON_LOOP, QueryHandle
+from ._handle import LOOP_DONE, ON_LOOP, QueryHandle
 from ._exceptions import UsageError
 from ._reply import Reply
 

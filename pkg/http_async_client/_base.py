@@ -14,7 +14,7 @@ from ._reply import Reply
 
 if TYPE_CHECKING:
     from ._bodies import BodyArg
-    from ._delivery import QueryHandle
+    from ._handle import QueryHandle
     from ._nextquery import NextQuery, ThreadState
     from ._validate import HeadersArg
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from ._client import Client
-from ._delivery import QueryHandle
+from ._handle import QueryHandle
 from ._exceptions import WaitTimeout
 from ._ffi import lib
 from ._latency import origin_key

@@ -20,7 +20,8 @@ from ._base import Route, RouteArg
 from ._bodies import BodyArg, Extras
 from ._core import Core
 from ._seed import SeedFunctions
-from ._delivery import Delivery, QueryHandle
+from ._delivery import Delivery
+from ._handle import QueryHandle
 from ._exceptions import ClientClosed, InvalidOption, InvalidOptionType
 from ._fork import ForkMixin
 from ._latency import LatencyMixin

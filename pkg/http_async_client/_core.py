@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from ._base import ClientBase, Route
 from ._bodies import Extras
-from ._delivery import QueryHandle
+from ._handle import QueryHandle
 from ._exceptions import ClientClosed, HttpAsyncClientError
 from ._ffi import ffi, lib
 from ._optable import fill_config

@@ -1,4 +1,4 @@
-"""Who gets each reply: the query handle and the claim rules.
+"""Who gets each reply: the claim rules, the pump and the consumers.
 
 Delivery rule (each reply is delivered exactly once): a finished reply is
 *claimed* once, by the first of
@@ -22,139 +22,27 @@ that condition.  The asyncio reader is just another pump (``_aio``).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Generator, Iterator, Literal, overload
+from typing import Iterator, Literal, overload
 
-from ._base import ClientBase, Route
+from ._base import ClientBase
 from ._exceptions import ClientClosed, WaitTimeout
+from ._handle import (
+    _CLAIM,
+    HELD,
+    ON_LOOP,
+    READY,
+    STREAMED,
+    TRANSITIONS,
+    QueryHandle,
+    State,
+)
 from ._reply import Reply
-
-if TYPE_CHECKING:
-    from ._base import ClientBase as Client
 
 log = logging.getLogger("http_async_client")
 
 _SLICE_S = 0.05  # a pumper re-checks this often when a loop may steal results
-
-
-
-class State(enum.IntEnum):
-    """Where a query's reply is on its way to exactly one claimer."""
-
-    PENDING = 0    # no reply yet
-    READY = 1      # arrived, nobody's yet: in the completion stream
-    HELD = 2       # arrived while a thread waited in result(); route not run
-    ROUTED = 3     # claimed by result() or await: its route ran (or runs)
-    ON_LOOP = 4    # arrived for an event loop; the loop runs the route
-    LOOP_DONE = 5  # the loop ran the route and resolved the future
-    STREAMED = 6   # taken by completions() / dispatch(), route run there
-
-
-PENDING, READY, HELD, ROUTED, ON_LOOP, LOOP_DONE, STREAMED = State
-
-# Every transition, in one place (h11's _state.py keeps its rules the same
-# way).  Events: "arrive*" when the drain settles the reply (settle picks
-# the one that applies; "arrive_taken" is arrive + take at once, for the
-# batch consumers drain() and completions(batch=True)), "claim" by
-# result() / await, "take" by completions(), "loop_done" when the loop has
-# run the route.
-TRANSITIONS: dict[tuple[State, str], State] = {
-    (PENDING, "arrive_waited"): HELD,
-    (PENDING, "arrive_on_loop"): ON_LOOP,
-    (PENDING, "arrive"): READY,
-    (PENDING, "arrive_taken"): STREAMED,
-    (ON_LOOP, "loop_closed"): READY,
-    (READY, "claim"): ROUTED,
-    (HELD, "claim"): ROUTED,
-    (READY, "take"): STREAMED,
-    (ON_LOOP, "loop_done"): LOOP_DONE,
-}
-# a claim from these states runs the route; ROUTED is claimed again
-# without running it (a second result() returns the same reply)
-_CLAIM = {s: t for (s, e), t in TRANSITIONS.items() if e == "claim"}
-
-
-class QueryHandle:
-    """A submitted query: its id, an awaitable, ``result()`` and ``cancel()``."""
-
-    __slots__ = (
-        "id",
-        "url",
-        "_client",
-        "_route",
-        "_reply",
-        "_state",
-        "_waiters",
-        "_fut",
-        "_loop",
-        "_xdata",
-        "__weakref__",
-    )
-
-    def __init__(
-        self,
-        client: Client,
-        rid: int,
-        url: str,
-        route: Route | None,
-        loop: asyncio.AbstractEventLoop | None,
-        xdata: Any,
-    ) -> None:
-        self.id = rid
-        self.url = url
-        self._client = client
-        self._route = route
-        self._reply: Reply | None = None
-        self._state = PENDING
-        self._waiters = 0  # threads in result() for this very query
-        self._fut: asyncio.Future[Reply] | None = None
-        self._loop = loop
-        self._xdata = xdata
-
-    def done(self) -> bool:
-        """True once the reply has arrived (success, error or cancel)."""
-        return self._reply is not None
-
-    def result(self, timeout: float | None = None) -> Reply:
-        """Wait for the reply (its route runs first if this call claims it).
-
-        Raises WaitTimeout when ``timeout`` seconds pass first; the request
-        goes on."""
-        return self._client._wait_handle(self, timeout)
-
-    def cancel(self) -> bool:
-        """Ask the core to abort the query; its reply says cancelled.
-        False when the reply is already there (or the client is closed)."""
-        if self._reply is not None:
-            return False
-        return self._client._cancel(self.id)
-
-    def __await__(self) -> Generator[Any, None, Reply]:
-        # the asyncio per-request path: no coroutine, no shield, and no frame
-        # of ours in between once waiting: the task resumes the future's own
-        # (C) iterator, whose result is the reply
-        got = self._client._await_prepare(self)
-        if isinstance(got, Reply):
-            return _ready(got)
-        return got.__await__()
-
-    def __repr__(self) -> str:
-        reply = self._reply
-        if reply is None:
-            state = "pending"
-        elif reply.ok:
-            state = f"done {reply.status}"
-        else:
-            state = "done timed out" if reply.timed_out else "done failed"
-        return f"<QueryHandle id={self.id} {state} url={self.url!r}>"
-
-
-def _ready(reply: Reply) -> Generator[Any, None, Reply]:
-    """An awaitable iterator that is already done: ``reply``."""
-    return reply
-    yield  # pragma: no cover - makes this a generator
 
 
 class Delivery(ClientBase):
@@ -262,6 +150,19 @@ class Delivery(ClientBase):
         if self._sleepers:
             self._cv.notify_all()
 
+    def _look(self, taken: list[QueryHandle] | None = None) -> bool:
+        """With _cv held: settle what the core has finished, without
+        waiting (``taken`` as for _settle); True when there was any."""
+        if not self._wait_c(0):
+            return False
+        replies = self._drain_c()
+        if not replies:
+            return False
+        self._settle(replies, None, taken)
+        if self._sleepers:
+            self._cv.notify_all()
+        return True
+
     def _wait_handle(self, h: QueryHandle, timeout: float | None) -> Reply:
         if self._unsent:
             self._flush()
@@ -320,13 +221,8 @@ class Delivery(ClientBase):
                 # blocking with nobody pumping: the pump's wait returns at
                 # once when results are ready (no separate look first)
                 if not block or self._pumping or not self._pending:
-                    if self._wait_c(0):
-                        replies = self._drain_c()
-                        if replies:
-                            self._settle(replies, None)
-                            if self._sleepers:
-                                self._cv.notify_all()
-                            continue
+                    if self._look():
+                        continue
                     if not block or not self._pending:
                         return None
                 remaining = None
@@ -358,12 +254,7 @@ class Delivery(ClientBase):
                 # nothing taken yet and blocking: the pump's wait looks at
                 # the core anyway
                 if taken or not block or self._pumping or not self._pending:
-                    if self._wait_c(0):
-                        replies = self._drain_c()
-                        if replies:
-                            self._settle(replies, None, taken)
-                            if self._sleepers:
-                                self._cv.notify_all()
+                    self._look(taken)
                     if taken or not block or not self._pending:
                         return taken
                 remaining = None

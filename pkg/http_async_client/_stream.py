@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator
 
 from ._base import Route
-from ._delivery import QueryHandle
+from ._handle import QueryHandle
 from ._bodies import BodyArg, Extras
 from ._encode import encode
 from ._exceptions import ClientClosed, InvalidOption, WaitTimeout
